@@ -1,0 +1,53 @@
+from django.db import models
+
+GENESIS_HASH = "0" * 64
+
+
+class ActorKind(models.TextChoices):
+    USER = "user"
+    SERVICE = "service"
+    SYSTEM = "system"
+
+
+class ChainHead(models.Model):
+    """The one row every writer locks: it serialises seq assignment and chaining."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    seq = models.BigIntegerField(default=0)
+    hash = models.CharField(max_length=64, default=GENESIS_HASH)
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=models.Q(id=1), name="chain_head_singleton")]
+
+
+class AuditEvent(models.Model):
+    """One entry of the append-only, hash-chained log. Written only by audits.record()."""
+
+    seq = models.BigIntegerField(primary_key=True)
+    occurred_at = models.DateTimeField()
+    actor = models.CharField(max_length=150, help_text="Username, or 'system'.")
+    actor_user_id = models.BigIntegerField(null=True, blank=True)
+    actor_kind = models.CharField(max_length=10, choices=ActorKind.choices)
+    action = models.CharField(max_length=64)
+    object_type = models.CharField(max_length=64)
+    object_id = models.CharField(max_length=64)
+    object_repr = models.CharField(max_length=200)
+    model = models.CharField(max_length=128, null=True, blank=True)
+    data = models.JSONField(default=dict)
+    request_id = models.CharField(max_length=64, null=True, blank=True)
+    ip = models.CharField(max_length=45, null=True, blank=True)
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64, unique=True)
+
+    class Meta:
+        ordering = ["seq"]
+        indexes = [
+            models.Index(fields=["occurred_at"], name="audit_occurred_at"),
+            models.Index(fields=["action", "seq"], name="audit_action"),
+            models.Index(fields=["model", "seq"], name="audit_model"),
+            models.Index(fields=["actor", "seq"], name="audit_actor"),
+            models.Index(fields=["object_type", "object_id"], name="audit_object"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.seq} {self.action} {self.object_repr}"

@@ -1,0 +1,37 @@
+"""The roles of the service, as Django groups with global permissions.
+
+Object-level rights (owning a model, being named its reviewer) are guardian grants
+made by the registry's services; these are the rights a role has everywhere.
+"""
+
+OWNER = "owner"
+REVIEWER = "reviewer"
+COMPLIANCE = "compliance"
+CI = "ci"
+ADMIN = "admin"
+ROLES = (OWNER, REVIEWER, COMPLIANCE, CI, ADMIN)
+
+# Service accounts: recorded as actor_kind "service", never approve, never use the admin.
+SERVICE_ROLES = (CI,)
+# Roles whose members may log into the admin.
+STAFF_ROLES = (OWNER, REVIEWER, COMPLIANCE, ADMIN)
+
+READ_INVENTORY = ["registry.view_registeredmodel", "registry.view_modelversion"]
+
+ROLE_PERMISSIONS: dict[str, list[str]] = {
+    OWNER: [*READ_INVENTORY, "registry.add_registeredmodel"],
+    REVIEWER: [*READ_INVENTORY],
+    COMPLIANCE: [*READ_INVENTORY, "audits.view_auditevent"],
+    CI: [*READ_INVENTORY, "registry.add_registeredmodel", "registry.add_modelversion"],
+    ADMIN: [
+        *READ_INVENTORY,
+        "registry.add_registeredmodel",
+        "registry.change_registeredmodel",
+        "registry.add_modelversion",
+        "registry.change_modelversion",
+        "audits.view_auditevent",
+        "auth.view_user",
+        "auth.view_group",
+        "governance.view_apitoken",
+    ],
+}

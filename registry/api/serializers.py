@@ -1,0 +1,302 @@
+import json
+import math
+import re
+
+from rest_framework import serializers
+
+from registry.cards import CARD_SECTIONS, validate_card
+from registry.models import NAME_PATTERN, SHA256_PATTERN, ModelVersion, RegisteredModel, RiskTier
+
+DESCRIPTION_MAX = 10_000
+JSON_MAX_BYTES = 64 * 1024
+TAG_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_./-]{0,63}$")
+TAG_VALUE_MAX = 256
+TAGS_MAX = 50
+
+
+def _json_size(value) -> int:
+    return len(json.dumps(value, ensure_ascii=False).encode("utf-8"))
+
+
+class CardField(serializers.JSONField):
+    """A model card; see registry/cards.py for its sections."""
+
+    default_error_messages = {"invalid": "Expected an object of card sections."}
+
+    def __init__(self, **kwargs):
+        sections = "; ".join(f"`{k}` ({kind}): {help}" for k, (kind, help) in CARD_SECTIONS.items())
+        kwargs.setdefault("help_text", f"Model card sections, all optional: {sections}.")
+        kwargs.setdefault("required", False)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        data = super().to_internal_value(data)
+        if not isinstance(data, dict):
+            self.fail("invalid")
+        clean, errors = validate_card(data)
+        if errors:
+            raise serializers.ValidationError(errors)
+        return clean
+
+
+class TagsField(serializers.JSONField):
+    def __init__(self, **kwargs):
+        kwargs.setdefault("help_text", "An object of string tags, e.g. {\"team\": \"risk\"}.")
+        kwargs.setdefault("required", False)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        data = super().to_internal_value(data)
+        if not isinstance(data, dict):
+            raise serializers.ValidationError("Expected an object of strings.")
+        if len(data) > TAGS_MAX:
+            raise serializers.ValidationError(f"At most {TAGS_MAX} tags.")
+        errors = {}
+        for key, value in data.items():
+            if not TAG_KEY.match(key):
+                errors[key] = ["Tag names: letters, digits and . _ / -, at most 64."]
+            elif not isinstance(value, str):
+                errors[key] = ["Expected a string."]
+            elif len(value) > TAG_VALUE_MAX or "\x00" in value:
+                errors[key] = [f"At most {TAG_VALUE_MAX} characters, no null characters."]
+        if errors:
+            raise serializers.ValidationError(errors)
+        return data
+
+
+class MetricsField(serializers.JSONField):
+    def __init__(self, **kwargs):
+        kwargs.setdefault("help_text", "An object of metric name -> number.")
+        kwargs.setdefault("required", False)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        data = super().to_internal_value(data)
+        if not isinstance(data, dict):
+            raise serializers.ValidationError("Expected an object of numbers.")
+        errors = {}
+        for key, value in data.items():
+            if len(key) > 128 or "\x00" in key:
+                errors[key] = ["Metric names are at most 128 characters."]
+            elif isinstance(value, bool) or not isinstance(value, int | float):
+                errors[key] = ["Expected a number."]
+            elif not math.isfinite(value):
+                errors[key] = ["Expected a finite number."]
+        if errors:
+            raise serializers.ValidationError(errors)
+        if _json_size(data) > JSON_MAX_BYTES:
+            raise serializers.ValidationError(f"At most {JSON_MAX_BYTES} bytes.")
+        return data
+
+
+class ParamsField(serializers.JSONField):
+    def __init__(self, **kwargs):
+        kwargs.setdefault("help_text", "An object of training parameters (any JSON values).")
+        kwargs.setdefault("required", False)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        data = super().to_internal_value(data)
+        if not isinstance(data, dict):
+            raise serializers.ValidationError("Expected an object.")
+        encoded = json.dumps(data, ensure_ascii=False)
+        if len(encoded.encode("utf-8")) > JSON_MAX_BYTES:
+            raise serializers.ValidationError(f"At most {JSON_MAX_BYTES} bytes.")
+        if "\\u0000" in encoded:
+            raise serializers.ValidationError("Null characters are not allowed.")
+        return data
+
+
+class LineageSerializer(serializers.Serializer):
+    dataset_uri = serializers.CharField(max_length=2048, required=False, allow_blank=True)
+    dataset_sha256 = serializers.RegexField(
+        SHA256_PATTERN, required=False, allow_blank=True,
+        error_messages={"invalid": "Expected 64 lowercase hexadecimal characters."},
+    )
+    code_repo = serializers.CharField(max_length=2048, required=False, allow_blank=True)
+    code_commit = serializers.RegexField(
+        r"^[0-9a-fA-F]{7,64}$", required=False, allow_blank=True,
+        error_messages={"invalid": "Expected a commit hash (7 to 64 hexadecimal characters)."},
+    )
+    run_id = serializers.CharField(max_length=256, required=False, allow_blank=True)
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            unknown = set(data) - set(self.fields)
+            if unknown:
+                raise serializers.ValidationError(
+                    {key: ["Unknown lineage field."] for key in sorted(unknown)}
+                )
+        return super().to_internal_value(data)
+
+
+class StrictSerializer(serializers.Serializer):
+    """Refuses read-only fields that a client tries to write, instead of ignoring them."""
+
+    read_only_messages: dict[str, str] = {}
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            errors = {
+                field: [message]
+                for field, message in self.read_only_messages.items()
+                if field in data
+            }
+            if errors:
+                raise serializers.ValidationError(errors)
+        return super().to_internal_value(data)
+
+
+class RegisteredModelInputSerializer(StrictSerializer):
+    name = serializers.RegexField(
+        NAME_PATTERN,
+        max_length=128,
+        error_messages={
+            "invalid": "Letters, digits and . _ -, starting with a letter or digit, at most 128."
+        },
+    )
+    description = serializers.CharField(
+        max_length=DESCRIPTION_MAX, required=False, allow_blank=True, default=""
+    )
+    risk_tier = serializers.ChoiceField(choices=RiskTier.choices, default=RiskTier.MEDIUM)
+    card = CardField(default=dict)
+    tags = TagsField(default=dict)
+
+
+class RegisteredModelUpdateSerializer(StrictSerializer):
+    read_only_messages = {
+        "name": "A model cannot be renamed.",
+        "latest_versions": "Read-only.",
+        "created_by": "Read-only.",
+    }
+    description = serializers.CharField(
+        max_length=DESCRIPTION_MAX, required=False, allow_blank=True
+    )
+    risk_tier = serializers.ChoiceField(choices=RiskTier.choices, required=False)
+    card = CardField()
+    tags = TagsField()
+
+
+class VersionSummarySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ModelVersion
+        fields = ["version", "stage", "artifact_sha256", "created_at"]
+
+
+class RegisteredModelSerializer(serializers.ModelSerializer):
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    version_count = serializers.IntegerField(source="last_version", read_only=True)
+
+    class Meta:
+        model = RegisteredModel
+        fields = [
+            "name",
+            "description",
+            "risk_tier",
+            "card",
+            "tags",
+            "created_by",
+            "created_at",
+            "updated_at",
+            "version_count",
+        ]
+
+
+class RegisteredModelDetailSerializer(RegisteredModelSerializer):
+    latest_versions = serializers.SerializerMethodField(
+        help_text="The newest version in each stage (null when the stage holds none)."
+    )
+
+    class Meta(RegisteredModelSerializer.Meta):
+        fields = [*RegisteredModelSerializer.Meta.fields, "latest_versions"]
+
+    def get_latest_versions(self, obj) -> dict:
+        latest = self.context["latest_versions"]
+        return {
+            stage: VersionSummarySerializer(version).data if version else None
+            for stage, version in latest.items()
+        }
+
+
+class ModelVersionInputSerializer(StrictSerializer):
+    read_only_messages = {
+        "stage": "The stage changes only through a promotion request.",
+        "version": "Version numbers are assigned by the registry.",
+    }
+    artifact_uri = serializers.CharField(max_length=2048)
+    artifact_sha256 = serializers.RegexField(
+        SHA256_PATTERN,
+        error_messages={"invalid": "Expected 64 lowercase hexadecimal characters."},
+    )
+    artifact_size = serializers.IntegerField(
+        min_value=0, max_value=2**62, required=False, allow_null=True, default=None
+    )
+    framework = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
+    metrics = MetricsField(default=dict)
+    params = ParamsField(default=dict)
+    lineage = LineageSerializer(required=False, default=dict)
+    card = CardField(default=dict)
+    tags = TagsField(default=dict)
+    description = serializers.CharField(
+        max_length=DESCRIPTION_MAX, required=False, allow_blank=True, default=""
+    )
+
+
+class ModelVersionUpdateSerializer(StrictSerializer):
+    read_only_messages = {
+        "stage": "The stage changes only through a promotion request.",
+        "version": "Read-only.",
+        "model": "Read-only.",
+        **{
+            field: "A registered artifact cannot be changed; register a new version."
+            for field in ("artifact_uri", "artifact_sha256", "artifact_size")
+        },
+        **{
+            field: "Recorded at registration; register a new version to change it."
+            for field in ("framework", "metrics", "params", "lineage")
+        },
+    }
+    description = serializers.CharField(
+        max_length=DESCRIPTION_MAX, required=False, allow_blank=True
+    )
+    card = CardField()
+    tags = TagsField()
+
+
+class ModelVersionSerializer(serializers.ModelSerializer):
+    model = serializers.CharField(source="model.name", read_only=True)
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = ModelVersion
+        fields = [
+            "model",
+            "version",
+            "stage",
+            "artifact_uri",
+            "artifact_sha256",
+            "artifact_size",
+            "framework",
+            "metrics",
+            "params",
+            "lineage",
+            "card",
+            "tags",
+            "description",
+            "created_by",
+            "created_at",
+            "updated_at",
+            "stage_changed_at",
+        ]
+        read_only_fields = fields
+
+
+class GrantSerializer(serializers.Serializer):
+    permission = serializers.ChoiceField(choices=["change", "review"])
+    user = serializers.CharField(max_length=150, required=False)
+    group = serializers.CharField(max_length=150, required=False)
+
+    def validate(self, attrs):
+        if bool(attrs.get("user")) == bool(attrs.get("group")):
+            raise serializers.ValidationError("Name exactly one of user or group.")
+        return attrs

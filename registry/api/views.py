@@ -1,0 +1,209 @@
+"""One thin view per action: parse, call a selector or a service, render."""
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.settings import api_settings
+from rest_framework.views import APIView
+
+from registry import selectors, services
+from registry.api.serializers import (
+    GrantSerializer,
+    ModelVersionInputSerializer,
+    ModelVersionSerializer,
+    ModelVersionUpdateSerializer,
+    RegisteredModelDetailSerializer,
+    RegisteredModelInputSerializer,
+    RegisteredModelSerializer,
+    RegisteredModelUpdateSerializer,
+)
+from registry.errors import InvalidInput
+from registry.models import RiskTier, Stage
+
+
+def paginate(view: APIView, queryset, serializer_class, **context):
+    paginator = view.paginator
+    page = paginator.paginate_queryset(queryset, view.request, view=view)
+    data = serializer_class(page, many=True, context={"request": view.request, **context}).data
+    return paginator.get_paginated_response(data)
+
+
+def _choice(request, name: str, choices: list[str]) -> str | None:
+    value = request.query_params.get(name)
+    if value in (None, ""):
+        return None
+    if value not in choices:
+        raise InvalidInput(
+            f"Unknown {name} {value!r}.", errors={name: [f"One of: {', '.join(choices)}."]}
+        )
+    return value
+
+
+class PaginatedApi(APIView):
+    @property
+    def paginator(self):
+        if not hasattr(self, "_paginator"):
+            self._paginator = api_settings.DEFAULT_PAGINATION_CLASS()
+        return self._paginator
+
+
+class ModelListCreateApi(PaginatedApi):
+    @extend_schema(
+        operation_id="models_list",
+        parameters=[
+            OpenApiParameter("search", str, description="Substring of the name or description."),
+            OpenApiParameter("tag", str, description="A tag as key:value."),
+            OpenApiParameter("risk_tier", str, enum=RiskTier.values),
+            OpenApiParameter("page", int),
+            OpenApiParameter("page_size", int),
+        ],
+        responses=RegisteredModelSerializer(many=True),
+    )
+    def get(self, request):
+        tag = request.query_params.get("tag")
+        if tag is not None:
+            key, sep, value = tag.partition(":")
+            if not sep or not key:
+                raise InvalidInput("tag must be key:value.", errors={"tag": ["Expected key:value."]})
+            tag = (key, value)
+        models = selectors.registered_model_list(
+            user=request.user,
+            search=request.query_params.get("search") or None,
+            tag=tag,
+            risk_tier=_choice(request, "risk_tier", RiskTier.values),
+        )
+        return paginate(self, models, RegisteredModelSerializer)
+
+    @extend_schema(
+        operation_id="models_create",
+        request=RegisteredModelInputSerializer,
+        responses={201: RegisteredModelDetailSerializer},
+    )
+    def post(self, request):
+        serializer = RegisteredModelInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        model = services.registered_model_create(actor=request.user, **serializer.validated_data)
+        return Response(_model_detail(model), status=status.HTTP_201_CREATED)
+
+
+def _model_detail(model) -> dict:
+    return RegisteredModelDetailSerializer(
+        model, context={"latest_versions": selectors.latest_versions(model)}
+    ).data
+
+
+class ModelDetailApi(APIView):
+    @extend_schema(operation_id="models_retrieve", responses=RegisteredModelDetailSerializer)
+    def get(self, request, name: str):
+        model = selectors.registered_model_get(user=request.user, name=name)
+        return Response(_model_detail(model))
+
+    @extend_schema(
+        operation_id="models_update",
+        request=RegisteredModelUpdateSerializer,
+        responses=RegisteredModelDetailSerializer,
+    )
+    def patch(self, request, name: str):
+        model = selectors.registered_model_get(user=request.user, name=name)
+        serializer = RegisteredModelUpdateSerializer(data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        model = services.registered_model_update(
+            actor=request.user, model=model, **serializer.validated_data
+        )
+        return Response(_model_detail(model))
+
+
+class VersionListCreateApi(PaginatedApi):
+    @extend_schema(
+        operation_id="versions_list",
+        parameters=[
+            OpenApiParameter("stage", str, enum=Stage.values),
+            OpenApiParameter("page", int),
+            OpenApiParameter("page_size", int),
+        ],
+        responses=ModelVersionSerializer(many=True),
+    )
+    def get(self, request, name: str):
+        model = selectors.registered_model_get(user=request.user, name=name)
+        versions = selectors.model_version_list(
+            user=request.user, model=model, stage=_choice(request, "stage", Stage.values)
+        )
+        return paginate(self, versions, ModelVersionSerializer)
+
+    @extend_schema(
+        operation_id="versions_create",
+        request=ModelVersionInputSerializer,
+        responses={
+            201: ModelVersionSerializer,
+            200: ModelVersionSerializer,
+        },
+        description="Registers a version. The same artifact_sha256 again for the same model "
+        "answers 200 with the existing version and changes nothing, so retries are safe.",
+    )
+    def post(self, request, name: str):
+        model = selectors.registered_model_get(user=request.user, name=name)
+        serializer = ModelVersionInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        version, created = services.model_version_register(
+            actor=request.user, model=model, **serializer.validated_data
+        )
+        return Response(
+            ModelVersionSerializer(version).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
+
+
+class VersionDetailApi(APIView):
+    @extend_schema(operation_id="versions_retrieve", responses=ModelVersionSerializer)
+    def get(self, request, name: str, version: int):
+        model = selectors.registered_model_get(user=request.user, name=name)
+        found = selectors.model_version_get(user=request.user, model=model, version=version)
+        return Response(ModelVersionSerializer(found).data)
+
+    @extend_schema(
+        operation_id="versions_update",
+        request=ModelVersionUpdateSerializer,
+        responses=ModelVersionSerializer,
+    )
+    def patch(self, request, name: str, version: int):
+        model = selectors.registered_model_get(user=request.user, name=name)
+        found = selectors.model_version_get(user=request.user, model=model, version=version)
+        serializer = ModelVersionUpdateSerializer(data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        updated = services.model_version_update(
+            actor=request.user, version=found, **serializer.validated_data
+        )
+        return Response(ModelVersionSerializer(updated).data)
+
+
+_GRANTS = inline_serializer(
+    "ModelGrants",
+    {"grants": serializers.ListField(child=serializers.DictField(child=serializers.CharField()))},
+)
+
+
+class ModelGrantsApi(APIView):
+    """Object permissions on one model: `change` (edit it and its versions) and
+    `review` (approve its promotions; when anyone holds it, only they may)."""
+
+    @extend_schema(operation_id="models_grants_list", responses=_GRANTS)
+    def get(self, request, name: str):
+        model = selectors.registered_model_get(user=request.user, name=name)
+        return Response({"grants": selectors.model_grants(model)})
+
+    @extend_schema(operation_id="models_grants_create", request=GrantSerializer, responses=_GRANTS)
+    def post(self, request, name: str):
+        return self._change(request, name, revoke=False)
+
+    @extend_schema(operation_id="models_grants_delete", request=GrantSerializer, responses=_GRANTS)
+    def delete(self, request, name: str):
+        return self._change(request, name, revoke=True)
+
+    def _change(self, request, name: str, *, revoke: bool):
+        model = selectors.registered_model_get(user=request.user, name=name)
+        serializer = GrantSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        services.model_permission_grant(
+            actor=request.user, model=model, revoke=revoke, **serializer.validated_data
+        )
+        return Response({"grants": selectors.model_grants(model)})

@@ -1,0 +1,31 @@
+"""Named errors raised by services; the API maps them to problem+json by status."""
+
+
+class ServiceError(Exception):
+    status_code = 400
+    code = "invalid"
+
+    def __init__(self, detail: str, *, errors: dict[str, list[str]] | None = None):
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = errors
+
+
+class InvalidInput(ServiceError):
+    status_code = 400
+    code = "validation-error"
+
+
+class Forbidden(ServiceError):
+    status_code = 403
+    code = "permission-denied"
+
+
+class NotFound(ServiceError):
+    status_code = 404
+    code = "not-found"
+
+
+class Conflict(ServiceError):
+    status_code = 409
+    code = "conflict"

@@ -1,0 +1,235 @@
+"""Every change to the inventory, each audited in its own transaction."""
+
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser, Group
+from django.db import IntegrityError, transaction
+from guardian.shortcuts import assign_perm, remove_perm
+
+from audits.services import record
+from registry.errors import Conflict, Forbidden, InvalidInput
+from registry.models import ModelVersion, RegisteredModel
+from registry.permissions import ADD_MODEL, GRANTABLE, require_change, require_register
+
+MODEL_EDITABLE = ("description", "risk_tier", "card", "tags")
+VERSION_EDITABLE = ("description", "card", "tags")
+
+
+def _diff(obj, changes: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {
+        field: {"before": getattr(obj, field), "after": value}
+        for field, value in changes.items()
+        if getattr(obj, field) != value
+    }
+
+
+def registered_model_create(
+    *,
+    actor: AbstractBaseUser,
+    name: str,
+    description: str = "",
+    risk_tier: str = "medium",
+    card: dict | None = None,
+    tags: dict | None = None,
+) -> RegisteredModel:
+    if not actor.has_perm(ADD_MODEL):
+        raise Forbidden("Your role may not create models.")
+    try:
+        with transaction.atomic():
+            model = RegisteredModel.objects.create(
+                name=name,
+                description=description,
+                risk_tier=risk_tier,
+                card=card or {},
+                tags=tags or {},
+                created_by=actor,
+            )
+            # The creator owns the model: they change it and grant others.
+            assign_perm("registry.change_registeredmodel", actor, model)
+            record(
+                actor=actor,
+                action="registered_model.created",
+                obj=model,
+                model=model.name,
+                data={
+                    "name": name,
+                    "description": description,
+                    "risk_tier": risk_tier,
+                    "card": model.card,
+                    "tags": model.tags,
+                    "owner": actor.get_username(),
+                },
+            )
+    except IntegrityError as exc:
+        if RegisteredModel.objects.filter(name=name).exists():
+            raise Conflict(f"A model named {name!r} already exists.") from exc
+        raise
+    return model
+
+
+def registered_model_update(
+    *, actor: AbstractBaseUser, model: RegisteredModel, **changes: Any
+) -> RegisteredModel:
+    unknown = set(changes) - set(MODEL_EDITABLE)
+    if unknown:
+        raise InvalidInput(
+            "These fields cannot be changed.", errors={f: ["Read-only."] for f in sorted(unknown)}
+        )
+    require_change(actor, model)
+    with transaction.atomic():
+        model = RegisteredModel.objects.select_for_update().get(pk=model.pk)
+        diff = _diff(model, changes)
+        if not diff:
+            return model
+        for field, change in diff.items():
+            setattr(model, field, change["after"])
+        model.save(update_fields=[*diff, "updated_at"])
+        record(
+            actor=actor,
+            action="registered_model.updated",
+            obj=model,
+            model=model.name,
+            data={"changes": diff},
+        )
+    return model
+
+
+def model_version_register(
+    *,
+    actor: AbstractBaseUser,
+    model: RegisteredModel,
+    artifact_uri: str,
+    artifact_sha256: str,
+    artifact_size: int | None = None,
+    framework: str = "",
+    metrics: dict | None = None,
+    params: dict | None = None,
+    lineage: dict | None = None,
+    card: dict | None = None,
+    tags: dict | None = None,
+    description: str = "",
+) -> tuple[ModelVersion, bool]:
+    """Register a version; the same artifact again returns the existing one, unchanged.
+
+    Returns (version, created).
+    """
+    require_register(actor, model)
+    with transaction.atomic():
+        # The model row's lock orders concurrent registrations, so version numbers
+        # come out 1, 2, 3... with no gap or duplicate, and a retried request finds
+        # the version its first attempt made.
+        locked = RegisteredModel.objects.select_for_update().get(pk=model.pk)
+        existing = ModelVersion.objects.filter(
+            model=locked, artifact_sha256=artifact_sha256
+        ).first()
+        if existing is not None:
+            existing.model = locked
+            return existing, False
+        number = locked.last_version + 1
+        version = ModelVersion.objects.create(
+            model=locked,
+            version=number,
+            artifact_uri=artifact_uri,
+            artifact_sha256=artifact_sha256,
+            artifact_size=artifact_size,
+            framework=framework,
+            metrics=metrics or {},
+            params=params or {},
+            lineage=lineage or {},
+            card=card or {},
+            tags=tags or {},
+            description=description,
+            created_by=actor,
+        )
+        RegisteredModel.objects.filter(pk=locked.pk).update(last_version=number)
+        record(
+            actor=actor,
+            action="model_version.registered",
+            obj=version,
+            model=locked.name,
+            data={
+                "version": number,
+                "artifact_uri": artifact_uri,
+                "artifact_sha256": artifact_sha256,
+                "artifact_size": artifact_size,
+                "framework": framework,
+                "metrics": version.metrics,
+                "lineage": version.lineage,
+            },
+        )
+    return version, True
+
+
+def model_version_update(
+    *, actor: AbstractBaseUser, version: ModelVersion, **changes: Any
+) -> ModelVersion:
+    unknown = set(changes) - set(VERSION_EDITABLE)
+    if unknown:
+        raise InvalidInput(
+            "These fields cannot be changed.", errors={f: ["Read-only."] for f in sorted(unknown)}
+        )
+    require_change(actor, version.model)
+    with transaction.atomic():
+        locked = ModelVersion.objects.select_for_update().select_related("model").get(pk=version.pk)
+        diff = _diff(locked, changes)
+        if not diff:
+            return locked
+        for field, change in diff.items():
+            setattr(locked, field, change["after"])
+        locked.save(update_fields=[*diff, "updated_at"])
+        record(
+            actor=actor,
+            action="model_version.updated",
+            obj=locked,
+            model=locked.model.name,
+            data={"version": locked.version, "changes": diff},
+        )
+    return locked
+
+
+def _principal(*, user: str | None, group: str | None):
+    if bool(user) == bool(group):
+        raise InvalidInput("Name exactly one of user or group.", errors={
+            "non_field_errors": ["Name exactly one of user or group."]
+        })
+    if user:
+        found = get_user_model().objects.filter(username=user).first()
+        if found is None:
+            raise InvalidInput(f"No user {user!r}.", errors={"user": ["No such user."]})
+        return found, "user", user
+    found = Group.objects.filter(name=group).first()
+    if found is None:
+        raise InvalidInput(f"No group {group!r}.", errors={"group": ["No such group."]})
+    return found, "group", group
+
+
+def model_permission_grant(
+    *,
+    actor: AbstractBaseUser,
+    model: RegisteredModel,
+    permission: str,
+    user: str | None = None,
+    group: str | None = None,
+    revoke: bool = False,
+) -> dict[str, str]:
+    """Grant (or revoke) an object permission on a model to a user or a group."""
+    if permission not in GRANTABLE:
+        raise InvalidInput(
+            f"Unknown permission {permission!r}.",
+            errors={"permission": [f"One of: {', '.join(GRANTABLE)}."]},
+        )
+    require_change(actor, model)
+    principal, kind, name = _principal(user=user, group=group)
+    with transaction.atomic():
+        RegisteredModel.objects.select_for_update().get(pk=model.pk)
+        (remove_perm if revoke else assign_perm)(GRANTABLE[permission], principal, model)
+        record(
+            actor=actor,
+            action="role.revoked" if revoke else "role.granted",
+            obj=model,
+            model=model.name,
+            data={"permission": permission, kind: name, "scope": "model"},
+        )
+    return {"permission": permission, kind: name}
+
