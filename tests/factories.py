@@ -1,0 +1,41 @@
+"""Test data made through the services, so it carries its audit events like real data."""
+
+import hashlib
+import itertools
+
+from audits.context import audit_context
+from registry.services import model_version_register, registered_model_create
+
+_counter = itertools.count(1)
+
+
+def sha(seed: object) -> str:
+    return hashlib.sha256(str(seed).encode()).hexdigest()
+
+
+def make_model(owner, name: str | None = None, **fields):
+    with audit_context():
+        return registered_model_create(actor=owner, name=name or f"model-{next(_counter)}", **fields)
+
+
+def make_version(actor, model, seed: object | None = None, **fields):
+    seed = next(_counter) if seed is None else seed
+    fields.setdefault("artifact_uri", f"s3://artifacts/{model.name}/{seed}")
+    with audit_context():
+        version, _ = model_version_register(
+            actor=actor, model=model, artifact_sha256=sha(seed), **fields
+        )
+    return version
+
+
+def version_payload(seed: object, **extra) -> dict:
+    return {
+        "artifact_uri": f"s3://artifacts/{seed}.pkl",
+        "artifact_sha256": sha(seed),
+        "artifact_size": 2048,
+        "framework": "sklearn",
+        "metrics": {"auc": 0.91, "f1": 0.8},
+        "params": {"max_depth": 6},
+        "lineage": {"dataset_uri": "s3://data/train.parquet", "code_commit": "abc1234", "run_id": "r1"},
+        **extra,
+    }
