@@ -18,6 +18,24 @@ def _json_size(value) -> int:
     return len(json.dumps(value, ensure_ascii=False).encode("utf-8"))
 
 
+class StringOnly:
+    """DRF turns 42 into "42"; a client that sends a number where a string belongs
+    has a bug worth telling it about."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            raise serializers.ValidationError("Expected a string.", code="invalid")
+        return super().to_internal_value(data)
+
+
+class CharField(StringOnly, serializers.CharField):
+    pass
+
+
+class RegexField(StringOnly, serializers.RegexField):
+    pass
+
+
 class CardField(serializers.JSONField):
     """A model card; see registry/cards.py for its sections."""
 
@@ -108,17 +126,17 @@ class ParamsField(serializers.JSONField):
 
 
 class LineageSerializer(serializers.Serializer):
-    dataset_uri = serializers.CharField(max_length=2048, required=False, allow_blank=True)
-    dataset_sha256 = serializers.RegexField(
+    dataset_uri = CharField(max_length=2048, required=False, allow_blank=True)
+    dataset_sha256 = RegexField(
         SHA256_PATTERN, required=False, allow_blank=True,
         error_messages={"invalid": "Expected 64 lowercase hexadecimal characters."},
     )
-    code_repo = serializers.CharField(max_length=2048, required=False, allow_blank=True)
-    code_commit = serializers.RegexField(
+    code_repo = CharField(max_length=2048, required=False, allow_blank=True)
+    code_commit = RegexField(
         r"^[0-9a-fA-F]{7,64}$", required=False, allow_blank=True,
         error_messages={"invalid": "Expected a commit hash (7 to 64 hexadecimal characters)."},
     )
-    run_id = serializers.CharField(max_length=256, required=False, allow_blank=True)
+    run_id = CharField(max_length=256, required=False, allow_blank=True)
 
     def to_internal_value(self, data):
         if isinstance(data, dict):
@@ -148,14 +166,14 @@ class StrictSerializer(serializers.Serializer):
 
 
 class RegisteredModelInputSerializer(StrictSerializer):
-    name = serializers.RegexField(
+    name = RegexField(
         NAME_PATTERN,
         max_length=128,
         error_messages={
             "invalid": "Letters, digits and . _ -, starting with a letter or digit, at most 128."
         },
     )
-    description = serializers.CharField(
+    description = CharField(
         max_length=DESCRIPTION_MAX, required=False, allow_blank=True, default=""
     )
     risk_tier = serializers.ChoiceField(choices=RiskTier.choices, default=RiskTier.MEDIUM)
@@ -169,7 +187,7 @@ class RegisteredModelUpdateSerializer(StrictSerializer):
         "latest_versions": "Read-only.",
         "created_by": "Read-only.",
     }
-    description = serializers.CharField(
+    description = CharField(
         max_length=DESCRIPTION_MAX, required=False, allow_blank=True
     )
     risk_tier = serializers.ChoiceField(choices=RiskTier.choices, required=False)
@@ -223,21 +241,21 @@ class ModelVersionInputSerializer(StrictSerializer):
         "stage": "The stage changes only through a promotion request.",
         "version": "Version numbers are assigned by the registry.",
     }
-    artifact_uri = serializers.CharField(max_length=2048)
-    artifact_sha256 = serializers.RegexField(
+    artifact_uri = CharField(max_length=2048)
+    artifact_sha256 = RegexField(
         SHA256_PATTERN,
         error_messages={"invalid": "Expected 64 lowercase hexadecimal characters."},
     )
     artifact_size = serializers.IntegerField(
         min_value=0, max_value=2**62, required=False, allow_null=True, default=None
     )
-    framework = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
+    framework = CharField(max_length=64, required=False, allow_blank=True, default="")
     metrics = MetricsField(default=dict)
     params = ParamsField(default=dict)
     lineage = LineageSerializer(required=False, default=dict)
     card = CardField(default=dict)
     tags = TagsField(default=dict)
-    description = serializers.CharField(
+    description = CharField(
         max_length=DESCRIPTION_MAX, required=False, allow_blank=True, default=""
     )
 
@@ -256,7 +274,7 @@ class ModelVersionUpdateSerializer(StrictSerializer):
             for field in ("framework", "metrics", "params", "lineage")
         },
     }
-    description = serializers.CharField(
+    description = CharField(
         max_length=DESCRIPTION_MAX, required=False, allow_blank=True
     )
     card = CardField()
@@ -264,7 +282,7 @@ class ModelVersionUpdateSerializer(StrictSerializer):
 
 
 class ModelVersionSerializer(serializers.ModelSerializer):
-    model = serializers.CharField(source="model.name", read_only=True)
+    model = CharField(source="model.name", read_only=True)
     created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
 
     class Meta:
@@ -293,8 +311,8 @@ class ModelVersionSerializer(serializers.ModelSerializer):
 
 class GrantSerializer(serializers.Serializer):
     permission = serializers.ChoiceField(choices=["change", "review"])
-    user = serializers.CharField(max_length=150, required=False)
-    group = serializers.CharField(max_length=150, required=False)
+    user = CharField(max_length=150, required=False)
+    group = CharField(max_length=150, required=False)
 
     def validate(self, attrs):
         if bool(attrs.get("user")) == bool(attrs.get("group")):

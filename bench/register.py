@@ -1,0 +1,575 @@
+"""Version registration throughput: modelgov against MLflow's model registry.
+
+Both services run on this machine against the same PostgreSQL, each in a fresh
+database (modelgov_bench, mlflow_bench; dropped and re-created at the start of a
+run and left in place afterwards for inspection). For each concurrency level the
+script registers N versions of one fresh model over HTTP, with one client thread
+and one persistent connection per concurrent client, and reports:
+
+- versions per second (N divided by the wall time of the whole batch),
+- the median (p50) and 95th percentile (p95) latency of one registration,
+- for modelgov: the SQL queries one registration runs (counted in-process with
+  Django's CaptureQueriesContext around one request through DRF's APIClient) and,
+  when PostgreSQL preloads pg_stat_statements, every statement the server saw
+  during the concurrency-1 batch divided by N (BEGIN and COMMIT included),
+- whether every response was a success, whether each model holds versions 1..N
+  with no gap, and whether `manage.py verify_audit` finds the audit chain intact.
+
+Before the measured batches each service gets a short warm-up on a separate
+model, so that lazy imports and first connections are not counted.
+
+modelgov runs under gunicorn (config.wsgi) with DEBUG=false; MLflow runs as
+`mlflow server` (uvicorn) from its own virtual environment in
+.bench/mlflow-venv, created and filled with a pinned MLflow on first use.
+Server logs are written to .bench/.
+
+Run from the repository root:
+
+    .venv/bin/python bench/register.py
+    .venv/bin/python bench/register.py --versions 500 --concurrency 8
+    .venv/bin/python bench/register.py --workers 2 --threads 4 --skip-mlflow
+
+Exit status 0 when every check passed, 1 otherwise.
+"""
+
+import argparse
+import hashlib
+import http.client
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH_DIR = ROOT / ".bench"
+PYTHON = ROOT / ".venv" / "bin" / "python"
+GUNICORN = ROOT / ".venv" / "bin" / "gunicorn"
+MLFLOW_VENV = BENCH_DIR / "mlflow-venv"
+MLFLOW_VERSION = "3.17.2"
+MLFLOW_PACKAGES = [f"mlflow=={MLFLOW_VERSION}", "psycopg2-binary==2.9.13"]
+
+MODELGOV_DB = "modelgov_bench"
+MLFLOW_DB = "mlflow_bench"
+WARMUP_VERSIONS = 50
+
+QUERY_COUNT_SNIPPET = """
+import os
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from rest_framework.test import APIClient
+
+client = APIClient(HTTP_AUTHORIZATION="Bearer " + os.environ["BENCH_TOKEN"])
+created = client.post("/api/v1/models/", {"name": "bench-queries"}, format="json")
+assert created.status_code == 201, created.content
+body = {"artifact_uri": "s3://bucket/q.pkl", "artifact_size": 1234, "framework": "sklearn",
+        "metrics": {"auc": 0.91, "f1": 0.8}, "params": {"max_depth": 6}}
+url = "/api/v1/models/bench-queries/versions/"
+first = client.post(url, {**body, "artifact_sha256": "a" * 64}, format="json")
+assert first.status_code == 201, first.content
+with CaptureQueriesContext(connection) as queries:
+    second = client.post(url, {**body, "artifact_sha256": "b" * 64}, format="json")
+assert second.status_code == 201, second.content
+print(len(queries.captured_queries))
+"""
+
+
+@dataclass
+class Batch:
+    system: str
+    concurrency: int
+    count: int
+    seconds: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float:
+        return self.count / self.seconds
+
+    def percentile(self, p: int) -> float:
+        if len(self.latencies) < 2:
+            return self.latencies[0] if self.latencies else float("nan")
+        return statistics.quantiles(self.latencies, n=100, method="inclusive")[p - 1]
+
+
+class Server:
+    """A service started in its own process group, stopped with everything it forked."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], port: int):
+        self.name = name
+        self.argv = argv
+        self.env = env
+        self.port = port
+        self.log_path = BENCH_DIR / f"{name}.log"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(
+                self.argv,
+                cwd=ROOT,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def wait_ready(self, path: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited early; see {self.log_path}")
+            conn = connect(self.port, timeout=5)
+            try:
+                status, _ = request(conn, "GET", path)
+            except (OSError, http.client.HTTPException):
+                status = None
+            finally:
+                conn.close()
+            if status == 200:
+                return
+            time.sleep(0.5)
+        raise RuntimeError(f"{self.name} did not answer {path} in {timeout:.0f}s")
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+
+def connect(port: int, timeout: float = 60) -> http.client.HTTPConnection:
+    return http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+
+
+def request(conn: http.client.HTTPConnection, method: str, path: str, body=None, headers=None):
+    """Send one request and read the whole answer; returns (status, parsed JSON or None)."""
+    headers = dict(headers or {})
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode()
+        headers["Content-Type"] = "application/json"
+    conn.request(method, path, body=data, headers=headers)
+    response = conn.getresponse()
+    raw = response.read()
+    try:
+        payload = json.loads(raw) if raw else None
+    except ValueError:
+        payload = None
+    return response.status, payload
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def database_url(server: str, name: str) -> str:
+    return f"{server.rstrip('/')}/{name}"
+
+
+def recreate_database(server: str, name: str) -> None:
+    with psycopg.connect(database_url(server, "postgres"), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def run_batch(
+    system: str, port: int, concurrency: int, count: int, make_request, expected_status: int
+) -> Batch:
+    """Send `count` requests from `concurrency` threads, one connection each."""
+    batch = Batch(system, concurrency, count)
+    indexes = iter(range(count))
+    lock = threading.Lock()
+
+    def client() -> None:
+        conn = connect(port)
+        try:
+            while True:
+                with lock:
+                    index = next(indexes, None)
+                if index is None:
+                    return
+                method, path, body, headers = make_request(index)
+                started = time.perf_counter()
+                try:
+                    status, payload = request(conn, method, path, body, headers)
+                except (OSError, http.client.HTTPException) as exc:
+                    conn.close()
+                    batch.failures.append(f"#{index}: {type(exc).__name__}: {exc}")
+                    continue
+                batch.latencies.append(time.perf_counter() - started)
+                if status != expected_status:
+                    batch.failures.append(f"#{index}: HTTP {status}: {payload}")
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=client) for _ in range(concurrency)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    batch.seconds = time.perf_counter() - started
+    return batch
+
+
+def sha256_of(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def manage(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(PYTHON), "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def manage_ok(env: dict[str, str], *args: str) -> str:
+    result = manage(env, *args)
+    if result.returncode != 0:
+        raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{result.stdout}{result.stderr}")
+    return result.stdout
+
+
+def preloaded_libraries(server: str) -> str:
+    with psycopg.connect(database_url(server, "postgres")) as conn:
+        return conn.execute("SHOW shared_preload_libraries").fetchone()[0]
+
+
+class StatementCounter:
+    """Statements PostgreSQL executed in one database, from pg_stat_statements."""
+
+    def __init__(self, server: str, name: str):
+        self.url = database_url(server, name)
+        self.name = name
+
+    def install(self) -> None:
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+
+    def reset(self) -> None:
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            conn.execute("SELECT pg_stat_statements_reset()")
+
+    def total(self) -> int:
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            row = conn.execute(
+                "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements"
+                " WHERE dbid = (SELECT oid FROM pg_database WHERE datname = %s)"
+                " AND query NOT LIKE %s",
+                (self.name, "%pg_stat_statements%"),
+            ).fetchone()
+        return int(row[0])
+
+
+def listed_versions(port: int, headers: dict[str, str], model: str) -> list[int]:
+    conn = connect(port)
+    versions: list[int] = []
+    path = f"/api/v1/models/{model}/versions/?page_size=500"
+    try:
+        while path:
+            status, page = request(conn, "GET", path, headers=headers)
+            if status != 200:
+                raise RuntimeError(f"GET {path}: HTTP {status}: {page}")
+            versions += [item["version"] for item in page["results"]]
+            path = None
+            if page["next"]:
+                parts = urllib.parse.urlsplit(page["next"])
+                path = f"{parts.path}?{parts.query}"
+    finally:
+        conn.close()
+    return sorted(versions)
+
+
+def gap_report(versions: list[int], count: int) -> str:
+    if versions == list(range(1, count + 1)):
+        return f"1..{count}, no gap"
+    missing = sorted(set(range(1, count + 1)) - set(versions))
+    extra = len(versions) - len(set(versions))
+    return (
+        f"WRONG: {len(versions)} listed, {len(missing)} missing "
+        f"(first {missing[:5]}), {extra} duplicated, max {max(versions, default=0)}"
+    )
+
+
+def bench_modelgov(args, levels: list[int], report: dict) -> list[Batch]:
+    recreate_database(args.postgres, MODELGOV_DB)
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url(args.postgres, MODELGOV_DB),
+        "DEBUG": "false",
+    }
+    manage_ok(env, "migrate", "--no-input")
+    manage_ok(env, "setup_roles")
+    token = manage_ok(env, "add_user", "bench-ci", "--role", "ci", "--token").splitlines()[-1]
+    headers = {"Authorization": f"Bearer {token}"}
+
+    counter = None
+    if "pg_stat_statements" in preloaded_libraries(args.postgres):
+        counter = StatementCounter(args.postgres, MODELGOV_DB)
+        counter.install()
+    else:
+        report["statements"] = "n/a (pg_stat_statements is not in shared_preload_libraries)"
+
+    gunicorn_options = ["--workers", str(args.workers)]
+    if args.threads > 1:
+        gunicorn_options += ["--worker-class", "gthread", "--threads", str(args.threads)]
+    gunicorn_options += ["--keep-alive", str(args.keep_alive)]
+    report["gunicorn"] = " ".join(["gunicorn config.wsgi", *gunicorn_options])
+
+    port = free_port()
+    server = Server(
+        "gunicorn",
+        [str(GUNICORN), "config.wsgi", "-b", f"127.0.0.1:{port}", *gunicorn_options],
+        env,
+        port,
+    )
+    batches = []
+    try:
+        server.start()
+        server.wait_ready("/healthz", timeout=60)
+
+        def register(model: str):
+            def make_request(index: int):
+                body = {
+                    "artifact_uri": f"s3://bucket/model-{index}.pkl",
+                    "artifact_sha256": sha256_of(f"{model}/{index}"),
+                    "artifact_size": 1234,
+                    "framework": "sklearn",
+                    "metrics": {"auc": 0.91, "f1": 0.8},
+                    "params": {"max_depth": 6},
+                }
+                return "POST", f"/api/v1/models/{model}/versions/", body, headers
+
+            return make_request
+
+        def create_model(name: str) -> None:
+            conn = connect(port)
+            status, payload = request(conn, "POST", "/api/v1/models/", {"name": name}, headers)
+            conn.close()
+            if status != 201:
+                raise RuntimeError(f"creating model {name}: HTTP {status}: {payload}")
+
+        create_model("bench-warmup")
+        run_batch("modelgov", port, max(levels), WARMUP_VERSIONS, register("bench-warmup"), 201)
+
+        checks = []
+        for level in levels:
+            model = f"bench-model-c{level}"
+            create_model(model)
+            if counter and level == levels[0]:
+                counter.reset()
+            batch = run_batch("modelgov", port, level, args.versions, register(model), 201)
+            if counter and level == levels[0]:
+                per_version = counter.total() / args.versions
+                report["statements"] = f"{per_version:.1f} (concurrency {level} batch)"
+            batches.append(batch)
+            checks.append((model, gap_report(listed_versions(port, headers, model), args.versions)))
+        report["versions"] = checks
+    finally:
+        server.stop()
+
+    queries = manage(
+        {**env, "BENCH_TOKEN": token}, "shell", "--no-imports", "-c", QUERY_COUNT_SNIPPET
+    )
+    if queries.returncode == 0:
+        report["queries"] = queries.stdout.strip().splitlines()[-1]
+    else:
+        report["queries"] = f"failed: {queries.stderr.strip()[-500:]}"
+
+    audit = manage(env, "verify_audit")
+    report["audit_ok"] = audit.returncode == 0
+    report["audit"] = (audit.stdout + audit.stderr).strip()
+    return batches
+
+
+def ensure_mlflow() -> Path:
+    mlflow = MLFLOW_VENV / "bin" / "mlflow"
+    pip = MLFLOW_VENV / "bin" / "pip"
+    if mlflow.exists():
+        shown = subprocess.run(
+            [str(pip), "show", "mlflow"], capture_output=True, text=True, check=False
+        ).stdout
+        if f"Version: {MLFLOW_VERSION}" in shown:
+            return mlflow
+    print(f"Installing {', '.join(MLFLOW_PACKAGES)} into {MLFLOW_VENV} ...", flush=True)
+    if not pip.exists():
+        subprocess.run(["python3", "-m", "venv", str(MLFLOW_VENV)], check=True)
+    subprocess.run(
+        [str(pip), "install", "--quiet", "--disable-pip-version-check", *MLFLOW_PACKAGES],
+        check=True,
+    )
+    return mlflow
+
+
+def bench_mlflow(args, levels: list[int], report: dict) -> list[Batch]:
+    mlflow = ensure_mlflow()
+    recreate_database(args.postgres, MLFLOW_DB)
+    artifacts = BENCH_DIR / "mlflow-artifacts"
+    artifacts.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    options = ["--workers", str(args.mlflow_workers)]
+    report["mlflow"] = f"MLflow {MLFLOW_VERSION}: mlflow server (uvicorn) {' '.join(options)}"
+    server = Server(
+        "mlflow",
+        [
+            str(mlflow),
+            "server",
+            "--backend-store-uri",
+            database_url(args.postgres, MLFLOW_DB),
+            "--default-artifact-root",
+            artifacts.as_uri(),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            *options,
+        ],
+        {**os.environ},
+        port,
+    )
+    headers = {}
+    batches = []
+    try:
+        server.start()
+        server.wait_ready("/health", timeout=180)
+
+        def register(model: str):
+            def make_request(index: int):
+                body = {"name": model, "source": f"s3://bucket/model-{index}"}
+                return "POST", "/api/2.0/mlflow/model-versions/create", body, headers
+
+            return make_request
+
+        def create_model(name: str) -> None:
+            conn = connect(port)
+            status, payload = request(
+                conn, "POST", "/api/2.0/mlflow/registered-models/create", {"name": name}, headers
+            )
+            conn.close()
+            if status != 200:
+                raise RuntimeError(f"creating MLflow model {name}: HTTP {status}: {payload}")
+
+        create_model("bench-warmup")
+        run_batch("MLflow", port, max(levels), WARMUP_VERSIONS, register("bench-warmup"), 200)
+        for level in levels:
+            model = f"bench-c{level}"
+            create_model(model)
+            batches.append(run_batch("MLflow", port, level, args.versions, register(model), 200))
+    finally:
+        server.stop()
+    return batches
+
+
+def print_report(args, levels, modelgov: list[Batch], mlflow: list[Batch], report: dict) -> bool:
+    print()
+    print(f"Registering {args.versions} versions per concurrency level (one model each)")
+    print()
+    header = (
+        f"{'clients':>7}  {'modelgov v/s':>12} {'p50 ms':>7} {'p95 ms':>7}"
+        f"  {'MLflow v/s':>10} {'p50 ms':>7} {'p95 ms':>7}  {'ratio':>6}"
+    )
+    print(header)
+    print("-" * len(header))
+    by_level = {b.concurrency: b for b in mlflow}
+    for ours in modelgov:
+        theirs = by_level.get(ours.concurrency)
+        line = (
+            f"{ours.concurrency:>7}  {ours.rate:>12.1f} {ours.percentile(50) * 1000:>7.1f}"
+            f" {ours.percentile(95) * 1000:>7.1f}"
+        )
+        if theirs:
+            line += (
+                f"  {theirs.rate:>10.1f} {theirs.percentile(50) * 1000:>7.1f}"
+                f" {theirs.percentile(95) * 1000:>7.1f}  {ours.rate / theirs.rate:>5.1f}x"
+            )
+        print(line)
+    print()
+    print(f"modelgov server:  {report['gunicorn']}")
+    if "mlflow" in report:
+        print(f"MLflow server:    {report['mlflow']}")
+    print(f"SQL queries per registration (Django, one request): {report.get('queries')}")
+    print(f"SQL statements per registration (pg_stat_statements): {report.get('statements')}")
+    for model, verdict in report.get("versions", []):
+        print(f"Versions of {model}: {verdict}")
+    print(f"Audit chain: {'verified' if report.get('audit_ok') else 'NOT verified'}")
+    print(f"  {report.get('audit')}")
+
+    ok = report.get("audit_ok", False)
+    ok = ok and all(verdict.startswith("1..") for _, verdict in report.get("versions", []))
+    for batch in modelgov + mlflow:
+        if batch.failures:
+            ok = False
+            print(f"{batch.system} at concurrency {batch.concurrency}: "
+                  f"{len(batch.failures)} failed requests, first: {batch.failures[0]}")
+    if not report.get("queries", "").isdigit():
+        ok = False
+    print()
+    print("All checks passed." if ok else "SOME CHECKS FAILED.")
+    return ok
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--versions", type=int, default=2000, help="versions per level")
+    parser.add_argument(
+        "--concurrency", default="1,8", help="comma-separated client counts (default 1,8)"
+    )
+    parser.add_argument("--workers", type=int, default=4, help="gunicorn worker processes")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="threads per gunicorn worker; >1 uses gthread"
+    )
+    parser.add_argument("--keep-alive", type=int, default=5, help="gunicorn keep-alive seconds")
+    parser.add_argument("--mlflow-workers", type=int, default=4, help="mlflow server --workers")
+    parser.add_argument("--skip-mlflow", action="store_true", help="measure modelgov only")
+    parser.add_argument(
+        "--postgres",
+        default="postgresql://postgres@127.0.0.1:5432",
+        help="PostgreSQL server URL without a database name",
+    )
+    args = parser.parse_args()
+    args.levels = [int(level) for level in args.concurrency.split(",") if level.strip()]
+    if args.versions < 1 or not args.levels or min(args.levels) < 1:
+        parser.error("--versions and every --concurrency level must be at least 1")
+    return args
+
+
+def main() -> int:
+    args = parse_args()
+    BENCH_DIR.mkdir(exist_ok=True)
+    started = time.perf_counter()
+    report: dict = {}
+    print(f"modelgov: {args.versions} versions at concurrency {args.concurrency} ...", flush=True)
+    modelgov = bench_modelgov(args, args.levels, report)
+    mlflow: list[Batch] = []
+    if not args.skip_mlflow:
+        print(f"MLflow: {args.versions} versions at concurrency {args.concurrency} ...", flush=True)
+        mlflow = bench_mlflow(args, args.levels, report)
+    ok = print_report(args, args.levels, modelgov, mlflow, report)
+    print(f"Total time: {time.perf_counter() - started:.0f}s")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
