@@ -1,0 +1,50 @@
+"""List endpoints cost the same number of queries whatever the page size."""
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from tests.factories import make_model, make_version
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def api(make_user, api_for):
+    owner = make_user("olivia", "owner")
+    ci = make_user("ci-bot", "ci")
+    model = make_model(owner, "fraud")
+    for i in range(100):
+        make_model(ci, f"m-{i:03d}", tags={"team": "t"}, card={"intended_use": "x"})
+        make_version(ci, model, seed=i)
+    return api_for(owner)
+
+
+def _count(api, path: str) -> int:
+    with CaptureQueriesContext(connection) as queries:
+        response = api.get(path)
+    assert response.status_code == 200
+    return len(queries)
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        # token+user, user perms, group perms, count, page
+        ("/api/v1/models/", 5),
+        # token+user, user perms, group perms, model, count, page
+        ("/api/v1/models/fraud/versions/", 6),
+    ],
+)
+def test_a_page_of_1_and_of_100_cost_the_same_queries(api, path, expected):
+    one = _count(api, f"{path}?page_size=1")
+    hundred = _count(api, f"{path}?page_size=100")
+    assert len(api.get(f"{path}?page_size=100").json()["results"]) == 100
+    assert (one, hundred) == (expected, expected)
+
+
+def test_a_model_with_many_versions_costs_the_same_as_one(api, make_user, api_for):
+    make_version(make_user("ci2", "ci"), make_model(make_user("oscar", "owner"), "lonely"))
+    # token+user, user perms, group perms, model, latest per stage (2)
+    assert _count(api, "/api/v1/models/lonely/") == 6
+    assert _count(api, "/api/v1/models/fraud/") == 6
