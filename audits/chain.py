@@ -73,10 +73,15 @@ def verify_events(
             return _bad(checked, prev_hash, expected_seq, f"unexpected keys {sorted(extra)}")
         if event.get("seq") != expected_seq:
             return _bad(
-                checked, prev_hash, expected_seq, f"expected seq {expected_seq}, found {event.get('seq')!r}"
+                checked,
+                prev_hash,
+                expected_seq,
+                f"expected seq {expected_seq}, found {event.get('seq')!r}",
             )
         if event.get("prev_hash") != prev_hash:
-            return _bad(checked, prev_hash, expected_seq, "prev_hash does not match the event before")
+            return _bad(
+                checked, prev_hash, expected_seq, "prev_hash does not match the event before"
+            )
         if compute_hash(prev_hash, body) != event.get("hash"):
             return _bad(checked, prev_hash, expected_seq, "hash does not match the event's content")
         prev_hash = event["hash"]

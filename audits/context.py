@@ -16,8 +16,10 @@ class AuditContext:
     ip: str | None = None
 
 
+# AuditContext is frozen, so sharing the default instance is safe.
 _current: contextvars.ContextVar[AuditContext] = contextvars.ContextVar(
-    "audit_context", default=AuditContext()
+    "audit_context",
+    default=AuditContext(),  # noqa: B039
 )
 
 

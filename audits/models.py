@@ -17,7 +17,12 @@ class ChainHead(models.Model):
     hash = models.CharField(max_length=64, default=GENESIS_HASH)
 
     class Meta:
-        constraints = [models.CheckConstraint(condition=models.Q(id=1), name="chain_head_singleton")]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(id=1), name="chain_head_singleton")
+        ]
+
+    def __str__(self) -> str:
+        return f"head at seq {self.seq}"
 
 
 class AuditEvent(models.Model):
@@ -32,10 +37,11 @@ class AuditEvent(models.Model):
     object_type = models.CharField(max_length=64)
     object_id = models.CharField(max_length=64)
     object_repr = models.CharField(max_length=200)
-    model = models.CharField(max_length=128, null=True, blank=True)
+    # null, not "", is how the contract spells "no model" / "no request".
+    model = models.CharField(max_length=128, null=True, blank=True)  # noqa: DJ001
     data = models.JSONField(default=dict)
-    request_id = models.CharField(max_length=64, null=True, blank=True)
-    ip = models.CharField(max_length=45, null=True, blank=True)
+    request_id = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
+    ip = models.CharField(max_length=45, null=True, blank=True)  # noqa: DJ001
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64, unique=True)
 

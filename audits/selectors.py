@@ -8,7 +8,9 @@ from audits.models import AuditEvent, ChainHead
 _COLUMNS = (*BODY_FIELDS, "prev_hash", "hash")
 
 
-def event_dicts(queryset: QuerySet[AuditEvent] | None = None, *, chunk_size: int = 5000) -> Iterator[dict]:
+def event_dicts(
+    queryset: QuerySet[AuditEvent] | None = None, *, chunk_size: int = 5000
+) -> Iterator[dict]:
     """Events as the export's dicts (body, prev_hash, hash), oldest first, streamed."""
     queryset = AuditEvent.objects.all() if queryset is None else queryset
     rows = queryset.order_by("seq").values_list(*_COLUMNS).iterator(chunk_size=chunk_size)

@@ -521,8 +521,10 @@ def print_report(args, levels, modelgov: list[Batch], mlflow: list[Batch], repor
     for batch in modelgov + mlflow:
         if batch.failures:
             ok = False
-            print(f"{batch.system} at concurrency {batch.concurrency}: "
-                  f"{len(batch.failures)} failed requests, first: {batch.failures[0]}")
+            print(
+                f"{batch.system} at concurrency {batch.concurrency}: "
+                f"{len(batch.failures)} failed requests, first: {batch.failures[0]}"
+            )
     if not report.get("queries", "").isdigit():
         ok = False
     print()

@@ -21,7 +21,7 @@ def env_list(name: str, default: str) -> list[str]:
 
 DEBUG = env_bool("DEBUG", False)
 # The demo key is only for a machine nobody else reaches; production sets SECRET_KEY.
-SECRET_KEY = os.environ.get("SECRET_KEY") or "modelgov-insecure-development-key"  # noqa: S105
+SECRET_KEY = os.environ.get("SECRET_KEY") or "modelgov-insecure-development-key"
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
 
 INSTALLED_APPS = [

@@ -82,7 +82,9 @@ def role_grant(
 ) -> bool:
     """Add the user to a role (or take it away). Returns whether anything changed."""
     if role not in ROLES:
-        raise InvalidInput(f"Unknown role {role!r}.", errors={"role": [f"One of: {', '.join(ROLES)}."]})
+        raise InvalidInput(
+            f"Unknown role {role!r}.", errors={"role": [f"One of: {', '.join(ROLES)}."]}
+        )
     with transaction.atomic():
         user = User.objects.select_for_update().get(pk=user.pk)
         group = Group.objects.get(name=role)

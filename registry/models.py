@@ -21,13 +21,9 @@ class Stage(models.TextChoices):
 
 
 class RegisteredModel(models.Model):
-    name = models.CharField(
-        max_length=128, unique=True, validators=[RegexValidator(NAME_PATTERN)]
-    )
+    name = models.CharField(max_length=128, unique=True, validators=[RegexValidator(NAME_PATTERN)])
     description = models.TextField(blank=True, default="")
-    risk_tier = models.CharField(
-        max_length=10, choices=RiskTier.choices, default=RiskTier.MEDIUM
-    )
+    risk_tier = models.CharField(max_length=10, choices=RiskTier.choices, default=RiskTier.MEDIUM)
     card = models.JSONField(default=dict, blank=True, help_text="The model card; see cards.py.")
     tags = models.JSONField(default=dict, blank=True)
     created_by = models.ForeignKey(
@@ -57,12 +53,8 @@ class ModelVersion(models.Model):
     # Written only by governance's promotion transition; read-only everywhere else.
     stage = models.CharField(max_length=12, choices=Stage.choices, default=Stage.NONE)
     artifact_uri = models.CharField(max_length=2048)
-    artifact_sha256 = models.CharField(
-        max_length=64, validators=[RegexValidator(SHA256_PATTERN)]
-    )
-    artifact_size = models.BigIntegerField(
-        null=True, blank=True, validators=[MinValueValidator(0)]
-    )
+    artifact_sha256 = models.CharField(max_length=64, validators=[RegexValidator(SHA256_PATTERN)])
+    artifact_size = models.BigIntegerField(null=True, blank=True, validators=[MinValueValidator(0)])
     framework = models.CharField(max_length=64, blank=True, default="")
     metrics = models.JSONField(default=dict, blank=True)
     params = models.JSONField(default=dict, blank=True)

@@ -80,7 +80,11 @@ def model_grants(model: RegisteredModel) -> list[dict[str, str]]:
         model, attach_perms=True, with_superusers=False, with_group_users=False
     )
     for user, perms in users.items():
-        grants += [{"permission": codenames[p], "user": user.username} for p in perms if p in codenames]
+        grants += [
+            {"permission": codenames[p], "user": user.username} for p in perms if p in codenames
+        ]
     for group, perms in get_groups_with_perms(model, attach_perms=True).items():
-        grants += [{"permission": codenames[p], "group": group.name} for p in perms if p in codenames]
+        grants += [
+            {"permission": codenames[p], "group": group.name} for p in perms if p in codenames
+        ]
     return sorted(grants, key=lambda g: (g["permission"], g.get("user", ""), g.get("group", "")))

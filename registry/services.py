@@ -190,9 +190,10 @@ def model_version_update(
 
 def _principal(*, user: str | None, group: str | None):
     if bool(user) == bool(group):
-        raise InvalidInput("Name exactly one of user or group.", errors={
-            "non_field_errors": ["Name exactly one of user or group."]
-        })
+        raise InvalidInput(
+            "Name exactly one of user or group.",
+            errors={"non_field_errors": ["Name exactly one of user or group."]},
+        )
     if user:
         found = get_user_model().objects.filter(username=user).first()
         if found is None:
@@ -232,4 +233,3 @@ def model_permission_grant(
             data={"permission": permission, kind: name, "scope": "model"},
         )
     return {"permission": permission, kind: name}
-

@@ -22,7 +22,11 @@ def _patch_flush():
 
     def pg(self, style, tables, **kwargs):
         sql = pg_flush(self, style, tables, **kwargs)
-        return ["SET session_replication_role = replica", *sql, "SET session_replication_role = DEFAULT"]
+        return [
+            "SET session_replication_role = replica",
+            *sql,
+            "SET session_replication_role = DEFAULT",
+        ]
 
     def sqlite(self, style, tables, **kwargs):
         sql = sqlite_flush(self, style, tables, **kwargs)

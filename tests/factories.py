@@ -15,7 +15,9 @@ def sha(seed: object) -> str:
 
 def make_model(owner, name: str | None = None, **fields):
     with audit_context():
-        return registered_model_create(actor=owner, name=name or f"model-{next(_counter)}", **fields)
+        return registered_model_create(
+            actor=owner, name=name or f"model-{next(_counter)}", **fields
+        )
 
 
 def make_version(actor, model, seed: object | None = None, **fields):
@@ -36,6 +38,10 @@ def version_payload(seed: object, **extra) -> dict:
         "framework": "sklearn",
         "metrics": {"auc": 0.91, "f1": 0.8},
         "params": {"max_depth": 6},
-        "lineage": {"dataset_uri": "s3://data/train.parquet", "code_commit": "abc1234", "run_id": "r1"},
+        "lineage": {
+            "dataset_uri": "s3://data/train.parquet",
+            "code_commit": "abc1234",
+            "run_id": "r1",
+        },
         **extra,
     }

@@ -59,7 +59,7 @@ class CardField(serializers.JSONField):
 
 class TagsField(serializers.JSONField):
     def __init__(self, **kwargs):
-        kwargs.setdefault("help_text", "An object of string tags, e.g. {\"team\": \"risk\"}.")
+        kwargs.setdefault("help_text", 'An object of string tags, e.g. {"team": "risk"}.')
         kwargs.setdefault("required", False)
         super().__init__(**kwargs)
 
@@ -128,12 +128,16 @@ class ParamsField(serializers.JSONField):
 class LineageSerializer(serializers.Serializer):
     dataset_uri = CharField(max_length=2048, required=False, allow_blank=True)
     dataset_sha256 = RegexField(
-        SHA256_PATTERN, required=False, allow_blank=True,
+        SHA256_PATTERN,
+        required=False,
+        allow_blank=True,
         error_messages={"invalid": "Expected 64 lowercase hexadecimal characters."},
     )
     code_repo = CharField(max_length=2048, required=False, allow_blank=True)
     code_commit = RegexField(
-        r"^[0-9a-fA-F]{7,64}$", required=False, allow_blank=True,
+        r"^[0-9a-fA-F]{7,64}$",
+        required=False,
+        allow_blank=True,
         error_messages={"invalid": "Expected a commit hash (7 to 64 hexadecimal characters)."},
     )
     run_id = CharField(max_length=256, required=False, allow_blank=True)
@@ -187,9 +191,7 @@ class RegisteredModelUpdateSerializer(StrictSerializer):
         "latest_versions": "Read-only.",
         "created_by": "Read-only.",
     }
-    description = CharField(
-        max_length=DESCRIPTION_MAX, required=False, allow_blank=True
-    )
+    description = CharField(max_length=DESCRIPTION_MAX, required=False, allow_blank=True)
     risk_tier = serializers.ChoiceField(choices=RiskTier.choices, required=False)
     card = CardField()
     tags = TagsField()
@@ -265,18 +267,16 @@ class ModelVersionUpdateSerializer(StrictSerializer):
         "stage": "The stage changes only through a promotion request.",
         "version": "Read-only.",
         "model": "Read-only.",
-        **{
-            field: "A registered artifact cannot be changed; register a new version."
-            for field in ("artifact_uri", "artifact_sha256", "artifact_size")
-        },
-        **{
-            field: "Recorded at registration; register a new version to change it."
-            for field in ("framework", "metrics", "params", "lineage")
-        },
+        **dict.fromkeys(
+            ("artifact_uri", "artifact_sha256", "artifact_size"),
+            "A registered artifact cannot be changed; register a new version.",
+        ),
+        **dict.fromkeys(
+            ("framework", "metrics", "params", "lineage"),
+            "Recorded at registration; register a new version to change it.",
+        ),
     }
-    description = CharField(
-        max_length=DESCRIPTION_MAX, required=False, allow_blank=True
-    )
+    description = CharField(max_length=DESCRIPTION_MAX, required=False, allow_blank=True)
     card = CardField()
     tags = TagsField()
 

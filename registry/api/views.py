@@ -64,7 +64,9 @@ class ModelListCreateApi(PaginatedApi):
         if tag is not None:
             key, sep, value = tag.partition(":")
             if not sep or not key:
-                raise InvalidInput("tag must be key:value.", errors={"tag": ["Expected key:value."]})
+                raise InvalidInput(
+                    "tag must be key:value.", errors={"tag": ["Expected key:value."]}
+                )
             tag = (key, value)
         models = selectors.registered_model_list(
             user=request.user,

@@ -63,7 +63,9 @@ def test_the_chain_of_real_events_recomputes_with_the_three_lines_of_the_contrac
         body = {k: v for k, v in event.items() if k not in ("hash", "prev_hash")}
         canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         assert event["prev_hash"] == prev
-        assert hashlib.sha256((prev + "\n" + canonical).encode("utf-8")).hexdigest() == event["hash"]
+        assert (
+            hashlib.sha256((prev + "\n" + canonical).encode("utf-8")).hexdigest() == event["hash"]
+        )
         prev = event["hash"]
     assert prev == ChainHead.objects.get().hash
 
@@ -72,10 +74,22 @@ def test_exported_events_carry_exactly_the_contract_keys(make_user):
     owner = make_user("olivia", "owner")
     with audit_context(request_id="abc", ip="192.0.2.7"):
         make_model(owner, "fraud")
-    event = list(event_dicts(AuditEvent.objects.filter(action="registered_model.created")))[0]
+    event = next(event_dicts(AuditEvent.objects.filter(action="registered_model.created")))
     assert set(event) == {
-        "seq", "occurred_at", "actor", "actor_kind", "action", "object_type", "object_id",
-        "object_repr", "model", "data", "request_id", "ip", "prev_hash", "hash",
+        "seq",
+        "occurred_at",
+        "actor",
+        "actor_kind",
+        "action",
+        "object_type",
+        "object_id",
+        "object_repr",
+        "model",
+        "data",
+        "request_id",
+        "ip",
+        "prev_hash",
+        "hash",
     }
     assert event["occurred_at"].endswith("Z") and len(event["occurred_at"]) == 27
     assert (event["actor"], event["actor_kind"], event["model"]) == ("olivia", "user", "fraud")
@@ -86,6 +100,10 @@ def test_service_accounts_and_the_system_are_told_apart(make_user):
     ci = make_user("ci-bot", "ci")
     make_model(ci, "fraud")
     created = AuditEvent.objects.get(action="registered_model.created")
-    assert (created.actor, created.actor_kind, created.actor_user_id) == ("ci-bot", "service", ci.pk)
+    assert (created.actor, created.actor_kind, created.actor_user_id) == (
+        "ci-bot",
+        "service",
+        ci.pk,
+    )
     system = AuditEvent.objects.filter(action="role.granted").first()
     assert (system.actor, system.actor_kind, system.actor_user_id) == ("system", "system", None)

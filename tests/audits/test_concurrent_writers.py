@@ -36,11 +36,16 @@ def test_32_parallel_writers_leave_one_unbroken_chain():
                     if index % 2:
                         try:
                             with transaction.atomic():
-                                record(actor=None, action="thing.lost", object_type="thing", object_id="x")
+                                record(
+                                    actor=None,
+                                    action="thing.lost",
+                                    object_type="thing",
+                                    object_id="x",
+                                )
                                 raise RuntimeError("rolled back")
                         except RuntimeError:
                             pass
-        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+        except BaseException as exc:
             failures.append(exc)
         finally:
             connection.close()

@@ -19,7 +19,9 @@ def run(*args) -> str:
 
 def test_setup_roles_is_idempotent():
     run("setup_roles")
-    groups = {g.name: set(g.permissions.values_list("codename", flat=True)) for g in Group.objects.all()}
+    groups = {
+        g.name: set(g.permissions.values_list("codename", flat=True)) for g in Group.objects.all()
+    }
     events = AuditEvent.objects.count()
     assert set(groups) == {"owner", "reviewer", "compliance", "ci", "admin"}
     assert "add_modelversion" in groups["ci"]
@@ -27,7 +29,9 @@ def test_setup_roles_is_idempotent():
 
     assert "already up to date" in run("setup_roles")
     assert AuditEvent.objects.count() == events
-    assert {g.name: set(g.permissions.values_list("codename", flat=True)) for g in Group.objects.all()} == groups
+    assert {
+        g.name: set(g.permissions.values_list("codename", flat=True)) for g in Group.objects.all()
+    } == groups
 
 
 def test_add_user_prints_a_working_token_alone_on_the_last_line():
@@ -44,7 +48,16 @@ def test_add_user_prints_a_working_token_alone_on_the_last_line():
 
 def test_add_user_creates_then_updates_and_audits_each_role():
     run("add_user", "rita", "--role", "reviewer", "--password", "first-password-1")
-    run("add_user", "rita", "--role", "reviewer", "--role", "compliance", "--password", "second-password-2")
+    run(
+        "add_user",
+        "rita",
+        "--role",
+        "reviewer",
+        "--role",
+        "compliance",
+        "--password",
+        "second-password-2",
+    )
     rita = User.objects.get(username="rita")
     assert set(rita.groups.values_list("name", flat=True)) == {"reviewer", "compliance"}
     assert rita.is_staff and not rita.is_superuser
@@ -53,9 +66,12 @@ def test_add_user_creates_then_updates_and_audits_each_role():
         AuditEvent.objects.filter(action="role.granted").values_list("data__role", flat=True)
     )
     assert granted == ["reviewer", "compliance"]
-    assert list(
-        AuditEvent.objects.filter(object_type="user").values_list("action", flat=True)
-    ) == ["user.created", "role.granted", "user.updated", "role.granted"]
+    assert list(AuditEvent.objects.filter(object_type="user").values_list("action", flat=True)) == [
+        "user.created",
+        "role.granted",
+        "user.updated",
+        "role.granted",
+    ]
     assert "second-password-2" not in str(list(AuditEvent.objects.values_list("data", flat=True)))
 
 
@@ -80,7 +96,9 @@ def test_a_revoked_token_no_longer_works(make_user):
     api = APIClient()
     api.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
     assert api.get("/api/v1/models/").status_code == 401
-    assert list(AuditEvent.objects.filter(object_type="api_token").values_list("action", "actor")) == [
+    assert list(
+        AuditEvent.objects.filter(object_type="api_token").values_list("action", "actor")
+    ) == [
         ("token.created", "system"),
         ("token.revoked", "carla"),
     ]

@@ -47,7 +47,10 @@ BAD_MODELS = [
     ({}, "name"),
     ({"name": 42}, "name"),
     ({"name": "ok", "risk_tier": "extreme"}, "risk_tier"),
-    ({"name": "ok", "card": {"intended_use": "x", "favourite_colour": "blue"}}, "card.favourite_colour"),
+    (
+        {"name": "ok", "card": {"intended_use": "x", "favourite_colour": "blue"}},
+        "card.favourite_colour",
+    ),
     ({"name": "ok", "card": {"contacts": "not-a-list"}}, "card.contacts"),
     ({"name": "ok", "card": "a string"}, "card"),
     ({"name": "ok", "card": ["a", "list"]}, "card"),
@@ -119,7 +122,11 @@ def test_bad_version_edits_are_refused(owner_api, body, field):
 
 @pytest.mark.parametrize(
     ("body", "field"),
-    [({"name": "renamed"}, "name"), ({"risk_tier": "none"}, "risk_tier"), ({"card": {"x": "y"}}, "card.x")],
+    [
+        ({"name": "renamed"}, "name"),
+        ({"risk_tier": "none"}, "risk_tier"),
+        ({"card": {"x": "y"}}, "card.x"),
+    ],
 )
 def test_bad_model_edits_are_refused(owner_api, body, field):
     before = snapshot()
@@ -129,7 +136,14 @@ def test_bad_model_edits_are_refused(owner_api, body, field):
 
 @pytest.mark.parametrize(
     "raw",
-    [b'{"name": "fraud2",', b"not json at all", b'{"name": NaN}', b"\xff\xfe\x00binary", b"[]", b"null"],
+    [
+        b'{"name": "fraud2",',
+        b"not json at all",
+        b'{"name": NaN}',
+        b"\xff\xfe\x00binary",
+        b"[]",
+        b"null",
+    ],
 )
 def test_malformed_json_is_a_400(owner_api, raw):
     before = snapshot()
@@ -144,7 +158,9 @@ def test_a_10_mb_description_is_refused_without_touching_anything(owner_api):
     response = owner_api.generic("POST", "/api/v1/models/", body, content_type="application/json")
     assert_problem(response, 413)
     response = owner_api.generic(
-        "PATCH", "/api/v1/models/fraud/", json.dumps({"description": "y" * 10_000_000}),
+        "PATCH",
+        "/api/v1/models/fraud/",
+        json.dumps({"description": "y" * 10_000_000}),
         content_type="application/json",
     )
     assert_problem(response, 413)

@@ -38,12 +38,16 @@ def test_20_parallel_registrations_give_versions_1_to_20(make_user, api_for):
 
     answers = _parallel(
         clients,
-        lambda i, api: api.post("/api/v1/models/fraud/versions/", version_payload(f"p{i}"), format="json"),
+        lambda i, api: api.post(
+            "/api/v1/models/fraud/versions/", version_payload(f"p{i}"), format="json"
+        ),
     )
 
     assert sorted(a.status_code for a in answers) == [201] * CLIENTS
     assert sorted(a.json()["version"] for a in answers) == list(range(1, CLIENTS + 1))
-    assert sorted(ModelVersion.objects.values_list("version", flat=True)) == list(range(1, CLIENTS + 1))
+    assert sorted(ModelVersion.objects.values_list("version", flat=True)) == list(
+        range(1, CLIENTS + 1)
+    )
     assert verify_stored_chain().ok
 
 
@@ -54,7 +58,9 @@ def test_20_parallel_retries_of_one_artifact_make_one_version(make_user, api_for
 
     answers = _parallel(
         clients,
-        lambda i, api: api.post("/api/v1/models/fraud/versions/", version_payload("same"), format="json"),
+        lambda i, api: api.post(
+            "/api/v1/models/fraud/versions/", version_payload("same"), format="json"
+        ),
     )
 
     assert sorted(a.status_code for a in answers) == [200] * (CLIENTS - 1) + [201]

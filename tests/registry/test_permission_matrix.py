@@ -19,21 +19,41 @@ def only(allowed: dict[str, int]) -> dict[str, int]:
 
 
 MATRIX = [
-    ("post", "/api/v1/models/", lambda n: {"name": f"new-{n}"},
-     only({"owner": 201, "other_owner": 201, "ci": 201, "admin": 201})),
+    (
+        "post",
+        "/api/v1/models/",
+        lambda n: {"name": f"new-{n}"},
+        only({"owner": 201, "other_owner": 201, "ci": 201, "admin": 201}),
+    ),
     ("get", "/api/v1/models/", None, READERS),
     ("get", "/api/v1/models/fraud/", None, READERS),
-    ("patch", "/api/v1/models/fraud/", lambda n: {"description": f"by {n}"},
-     only({"owner": 200, "admin": 200})),
+    (
+        "patch",
+        "/api/v1/models/fraud/",
+        lambda n: {"description": f"by {n}"},
+        only({"owner": 200, "admin": 200}),
+    ),
     ("get", "/api/v1/models/fraud/versions/", None, READERS),
-    ("post", "/api/v1/models/fraud/versions/", lambda n: version_payload(f"matrix-{n}"),
-     only({"owner": 201, "ci": 201, "admin": 201})),
+    (
+        "post",
+        "/api/v1/models/fraud/versions/",
+        lambda n: version_payload(f"matrix-{n}"),
+        only({"owner": 201, "ci": 201, "admin": 201}),
+    ),
     ("get", "/api/v1/models/fraud/versions/1/", None, READERS),
-    ("patch", "/api/v1/models/fraud/versions/1/", lambda n: {"description": f"by {n}"},
-     only({"owner": 200, "admin": 200})),
+    (
+        "patch",
+        "/api/v1/models/fraud/versions/1/",
+        lambda n: {"description": f"by {n}"},
+        only({"owner": 200, "admin": 200}),
+    ),
     ("get", "/api/v1/models/fraud/grants/", None, READERS),
-    ("post", "/api/v1/models/fraud/grants/", lambda n: {"permission": "review", "user": "rita"},
-     only({"owner": 200, "admin": 200})),
+    (
+        "post",
+        "/api/v1/models/fraud/grants/",
+        lambda n: {"permission": "review", "user": "rita"},
+        only({"owner": 200, "admin": 200}),
+    ),
 ]
 
 MISSING = [
@@ -62,8 +82,11 @@ def clients(make_user, api_for):
     return {role: api_for(user) for role, user in users.items()} | {"anonymous": api_for(None)}
 
 
-@pytest.mark.parametrize(("method", "path", "body", "expected"), MATRIX,
-                         ids=[f"{m.upper()} {p}" for m, p, _, _ in MATRIX])
+@pytest.mark.parametrize(
+    ("method", "path", "body", "expected"),
+    MATRIX,
+    ids=[f"{m.upper()} {p}" for m, p, _, _ in MATRIX],
+)
 def test_each_role_gets_its_answer(clients, method, path, body, expected):
     for role, status in expected.items():
         before = AuditEvent.objects.count()
@@ -76,8 +99,9 @@ def test_each_role_gets_its_answer(clients, method, path, body, expected):
             assert AuditEvent.objects.count() == before, f"{role}: a refused call wrote an event"
 
 
-@pytest.mark.parametrize(("method", "path", "body"), MISSING,
-                         ids=[f"{m.upper()} {p}" for m, p, _ in MISSING])
+@pytest.mark.parametrize(
+    ("method", "path", "body"), MISSING, ids=[f"{m.upper()} {p}" for m, p, _ in MISSING]
+)
 def test_what_does_not_exist_is_404_for_every_role(clients, method, path, body):
     for role in ("owner", "reviewer", "compliance", "ci", "admin"):
         kwargs = {"data": body, "format": "json"} if body else {}
@@ -92,9 +116,12 @@ def test_a_user_without_a_role_reads_nothing(make_user, api_for, clients):
 
 
 def test_an_owner_grant_lets_another_user_change_the_model(clients):
-    assert clients["other_owner"].patch(
-        "/api/v1/models/fraud/", {"description": "mine now"}, format="json"
-    ).status_code == 403
+    assert (
+        clients["other_owner"]
+        .patch("/api/v1/models/fraud/", {"description": "mine now"}, format="json")
+        .status_code
+        == 403
+    )
     granted = clients["owner"].post(
         "/api/v1/models/fraud/grants/", {"permission": "change", "user": "oscar"}, format="json"
     )
@@ -102,19 +129,26 @@ def test_an_owner_grant_lets_another_user_change_the_model(clients):
     assert {"permission": "change", "user": "oscar"} in granted.json()["grants"]
     event = AuditEvent.objects.filter(action="role.granted", model="fraud").last()
     assert (event.actor, event.data) == (
-        "olivia", {"permission": "change", "user": "oscar", "scope": "model"}
+        "olivia",
+        {"permission": "change", "user": "oscar", "scope": "model"},
     )
-    assert clients["other_owner"].patch(
-        "/api/v1/models/fraud/", {"description": "mine now"}, format="json"
-    ).status_code == 200
+    assert (
+        clients["other_owner"]
+        .patch("/api/v1/models/fraud/", {"description": "mine now"}, format="json")
+        .status_code
+        == 200
+    )
     revoked = clients["owner"].delete(
         "/api/v1/models/fraud/grants/", {"permission": "change", "user": "oscar"}, format="json"
     )
     assert revoked.status_code == 200
     assert AuditEvent.objects.filter(action="role.revoked", model="fraud").count() == 1
-    assert clients["other_owner"].patch(
-        "/api/v1/models/fraud/", {"description": "again"}, format="json"
-    ).status_code == 403
+    assert (
+        clients["other_owner"]
+        .patch("/api/v1/models/fraud/", {"description": "again"}, format="json")
+        .status_code
+        == 403
+    )
 
 
 def test_a_group_grant_counts_for_its_members(clients, make_user, api_for):
@@ -124,12 +158,17 @@ def test_a_group_grant_counts_for_its_members(clients, make_user, api_for):
     member = make_user("mia", "owner")
     member.groups.add(team)
     response = clients["owner"].post(
-        "/api/v1/models/fraud/grants/", {"permission": "change", "group": "fraud-team"}, format="json"
+        "/api/v1/models/fraud/grants/",
+        {"permission": "change", "group": "fraud-team"},
+        format="json",
     )
     assert response.status_code == 200
-    assert api_for(member).patch(
-        "/api/v1/models/fraud/", {"description": "team edit"}, format="json"
-    ).status_code == 200
+    assert (
+        api_for(member)
+        .patch("/api/v1/models/fraud/", {"description": "team edit"}, format="json")
+        .status_code
+        == 200
+    )
 
 
 def test_both_token_schemes_are_accepted_and_a_bad_token_is_401(make_user, api_for):

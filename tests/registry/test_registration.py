@@ -16,7 +16,9 @@ def ci_api(make_user, api_for):
 def test_versions_are_numbered_per_model(ci_api, make_user):
     make_model(make_user("oscar", "owner"), "churn")
     numbers = [
-        ci_api.post(f"/api/v1/models/{name}/versions/", version_payload(f"{name}-{i}"), format="json").json()["version"]
+        ci_api.post(
+            f"/api/v1/models/{name}/versions/", version_payload(f"{name}-{i}"), format="json"
+        ).json()["version"]
         for name, i in [("fraud", 1), ("fraud", 2), ("churn", 1), ("fraud", 3), ("churn", 2)]
     ]
     assert numbers == [1, 2, 1, 3, 2]
@@ -64,7 +66,11 @@ def test_registration_writes_exactly_one_event(ci_api):
         "artifact_size": 2048,
         "framework": "sklearn",
         "metrics": {"auc": 0.91, "f1": 0.8},
-        "lineage": {"dataset_uri": "s3://data/train.parquet", "code_commit": "abc1234", "run_id": "r1"},
+        "lineage": {
+            "dataset_uri": "s3://data/train.parquet",
+            "code_commit": "abc1234",
+            "run_id": "r1",
+        },
     }
     assert events[0].request_id and events[0].ip == "127.0.0.1"
 
@@ -72,11 +78,23 @@ def test_registration_writes_exactly_one_event(ci_api):
 def test_model_creation_and_edits_write_their_events(make_user, api_for):
     api = api_for(make_user("olivia", "owner"))
     before = AuditEvent.objects.count()
-    api.post("/api/v1/models/", {"name": "fraud", "risk_tier": "high", "tags": {"team": "risk"}}, format="json")
-    api.patch("/api/v1/models/fraud/", {"description": "Flags card fraud", "risk_tier": "high"}, format="json")
-    api.patch("/api/v1/models/fraud/", {"description": "Flags card fraud"}, format="json")  # no change
+    api.post(
+        "/api/v1/models/",
+        {"name": "fraud", "risk_tier": "high", "tags": {"team": "risk"}},
+        format="json",
+    )
+    api.patch(
+        "/api/v1/models/fraud/",
+        {"description": "Flags card fraud", "risk_tier": "high"},
+        format="json",
+    )
+    api.patch(
+        "/api/v1/models/fraud/", {"description": "Flags card fraud"}, format="json"
+    )  # no change
     api.post("/api/v1/models/fraud/versions/", version_payload("a"), format="json")
-    api.patch("/api/v1/models/fraud/versions/1/", {"card": {"limitations": "Cards only"}}, format="json")
+    api.patch(
+        "/api/v1/models/fraud/versions/1/", {"card": {"limitations": "Cards only"}}, format="json"
+    )
     events = list(AuditEvent.objects.filter(seq__gt=before).values_list("action", "data"))
     assert [action for action, _ in events] == [
         "registered_model.created",
@@ -85,12 +103,17 @@ def test_model_creation_and_edits_write_their_events(make_user, api_for):
         "model_version.updated",
     ]
     assert events[0][1] == {
-        "name": "fraud", "description": "", "risk_tier": "high", "card": {},
-        "tags": {"team": "risk"}, "owner": "olivia",
+        "name": "fraud",
+        "description": "",
+        "risk_tier": "high",
+        "card": {},
+        "tags": {"team": "risk"},
+        "owner": "olivia",
     }
     assert events[1][1] == {"changes": {"description": {"before": "", "after": "Flags card fraud"}}}
     assert events[3][1] == {
-        "version": 1, "changes": {"card": {"before": {}, "after": {"limitations": "Cards only"}}}
+        "version": 1,
+        "changes": {"card": {"before": {}, "after": {"limitations": "Cards only"}}},
     }
 
 

@@ -31,6 +31,8 @@ class Command(BaseCommand):
                 secret = token_create(actor=None, user=user, name="add_user")[1] if token else None
         except ServiceError as exc:
             raise CommandError(exc.detail) from exc
-        self.stdout.write(f"{'Created' if created else 'Updated'} {name} with roles: {', '.join(role)}")
+        self.stdout.write(
+            f"{'Created' if created else 'Updated'} {name} with roles: {', '.join(role)}"
+        )
         if secret:
             self.stdout.write(secret)

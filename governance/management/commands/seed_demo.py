@@ -77,7 +77,9 @@ class Command(BaseCommand):
                 if model is None:
                     model = registered_model_create(
                         actor=users["olivia"],
-                        **{k: spec[k] for k in ("name", "risk_tier", "description", "tags", "card")},
+                        **{
+                            k: spec[k] for k in ("name", "risk_tier", "description", "tags", "card")
+                        },
                     )
                 for number, version in enumerate(spec["versions"], start=1):
                     digest = hashlib.sha256(f"{spec['name']}-{number}".encode()).hexdigest()
@@ -99,5 +101,7 @@ class Command(BaseCommand):
 
         self.stdout.write("\nDemo users (passwords are new on every seed):")
         for username, roles in USERS:
-            self.stdout.write(f"  {username:<8} {', '.join(roles):<11} password: {passwords[username]}")
+            self.stdout.write(
+                f"  {username:<8} {', '.join(roles):<11} password: {passwords[username]}"
+            )
         self.stdout.write(f"\nCI token for ci-bot (Authorization: Bearer ...):\n  {token}\n")

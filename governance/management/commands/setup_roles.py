@@ -5,7 +5,10 @@ from governance.services import roles_setup
 
 
 class Command(BaseCommand):
-    help = "Create the roles (owner, reviewer, compliance, ci, admin) and their permissions. Idempotent."
+    help = (
+        "Create the roles (owner, reviewer, compliance, ci, admin) and their permissions. "
+        "Idempotent."
+    )
 
     def handle(self, *args, **options):
         with audit_context():
