@@ -33,5 +33,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "auth.view_user",
         "auth.view_group",
         "governance.view_apitoken",
+        "governance.add_apitoken",
+        "governance.change_apitoken",
     ],
 }
