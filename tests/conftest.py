@@ -38,6 +38,7 @@ def _patch_flush():
 _patch_flush()
 
 
+@pytest.hookimpl(trylast=True)  # after -m has deselected what this run leaves out
 def pytest_collection_modifyitems(config, items):
     vendor = settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
     for item in items:
