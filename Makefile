@@ -17,6 +17,7 @@ install: $(VENV)/.installed
 migrate: install
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py setup_roles
+	$(PY) manage.py collectstatic --noinput -v0
 
 demo: migrate
 	$(PY) manage.py seed_demo
