@@ -137,6 +137,8 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
 # and the audit trail records REMOTE_ADDR.
 AUDIT_TRUSTED_PROXIES = int(os.environ.get("AUDIT_TRUSTED_PROXIES", "0"))
 AUDIT_SIGNING_KEY = os.environ.get("AUDIT_SIGNING_KEY", "")
+# Folders whose file:// artifacts the integrity check may open (os.pathsep-separated).
+ARTIFACT_ROOTS = [p for p in os.environ.get("ARTIFACT_ROOTS", "").split(os.pathsep) if p]
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -6,6 +6,7 @@ from config import health
 
 api_v1 = [
     path("", include("registry.api.urls")),
+    path("", include("governance.api.urls")),
     path("", include("audits.api.urls")),
 ]
 

@@ -16,13 +16,23 @@ SERVICE_ROLES = (CI,)
 # Roles whose members may log into the admin.
 STAFF_ROLES = (OWNER, REVIEWER, COMPLIANCE, ADMIN)
 
-READ_INVENTORY = ["registry.view_registeredmodel", "registry.view_modelversion"]
+READ_INVENTORY = [
+    "registry.view_registeredmodel",
+    "registry.view_modelversion",
+    "governance.view_promotionrequest",
+    "governance.view_policy",
+]
 
 ROLE_PERMISSIONS: dict[str, list[str]] = {
     OWNER: [*READ_INVENTORY, "registry.add_registeredmodel"],
     REVIEWER: [*READ_INVENTORY],
     COMPLIANCE: [*READ_INVENTORY, "audits.view_auditevent"],
-    CI: [*READ_INVENTORY, "registry.add_registeredmodel", "registry.add_modelversion"],
+    CI: [
+        *READ_INVENTORY,
+        "registry.add_registeredmodel",
+        "registry.add_modelversion",
+        "governance.add_promotionrequest",
+    ],
     ADMIN: [
         *READ_INVENTORY,
         "registry.add_registeredmodel",
@@ -30,10 +40,13 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "registry.add_modelversion",
         "registry.change_modelversion",
         "audits.view_auditevent",
+        "governance.add_promotionrequest",
         "auth.view_user",
         "auth.view_group",
         "governance.view_apitoken",
         "governance.add_apitoken",
+        "governance.add_policy",
+        "governance.change_policy",
         "governance.change_apitoken",
     ],
 }

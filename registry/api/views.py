@@ -28,7 +28,7 @@ def paginate(view: APIView, queryset, serializer_class, **context):
     return paginator.get_paginated_response(data)
 
 
-def _choice(request, name: str, choices: list[str]) -> str | None:
+def choice_param(request, name: str, choices: list[str]) -> str | None:
     value = request.query_params.get(name)
     if value in (None, ""):
         return None
@@ -72,7 +72,7 @@ class ModelListCreateApi(PaginatedApi):
             user=request.user,
             search=request.query_params.get("search") or None,
             tag=tag,
-            risk_tier=_choice(request, "risk_tier", RiskTier.values),
+            risk_tier=choice_param(request, "risk_tier", RiskTier.values),
         )
         return paginate(self, models, RegisteredModelSerializer)
 
@@ -128,7 +128,7 @@ class VersionListCreateApi(PaginatedApi):
     def get(self, request, name: str):
         model = selectors.registered_model_get(user=request.user, name=name)
         versions = selectors.model_version_list(
-            user=request.user, model=model, stage=_choice(request, "stage", Stage.values)
+            user=request.user, model=model, stage=choice_param(request, "stage", Stage.values)
         )
         return paginate(self, versions, ModelVersionSerializer)
 

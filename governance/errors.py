@@ -1,0 +1,39 @@
+from registry.errors import Conflict, Forbidden, InvalidInput, NotFound
+
+
+class TransitionNotAllowed(Conflict):
+    code = "transition-not-allowed"
+
+
+class SelfApprovalForbidden(Forbidden):
+    code = "self-approval-forbidden"
+
+
+class NotAnApprover(Forbidden):
+    code = "not-an-approver"
+
+
+class AlreadyDecided(Conflict):
+    code = "already-decided"
+
+
+class DuplicateOpenRequest(Conflict):
+    code = "open-request-exists"
+
+
+class NoPolicy(Conflict):
+    code = "no-policy"
+
+
+__all__ = [
+    "AlreadyDecided",
+    "Conflict",
+    "DuplicateOpenRequest",
+    "Forbidden",
+    "InvalidInput",
+    "NoPolicy",
+    "NotAnApprover",
+    "NotFound",
+    "SelfApprovalForbidden",
+    "TransitionNotAllowed",
+]

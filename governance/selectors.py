@@ -1,0 +1,87 @@
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
+from django.utils import timezone
+from guardian.models import GroupObjectPermission, UserObjectPermission
+from guardian.shortcuts import get_objects_for_user
+
+from governance.errors import Forbidden, NotFound
+from governance.models import Approval, Decision, Policy, PromotionRequest, Status
+from governance.roles import SERVICE_ROLES
+
+VIEW_PROMOTIONS = "governance.view_promotionrequest"
+
+
+def _require_view(user: AbstractBaseUser) -> None:
+    if not user.has_perm(VIEW_PROMOTIONS):
+        raise Forbidden("Your role does not read promotion requests.")
+
+
+def _with_details(queryset: QuerySet[PromotionRequest]) -> QuerySet[PromotionRequest]:
+    return queryset.select_related("model", "version", "requested_by").prefetch_related(
+        Prefetch("approvals", queryset=Approval.objects.select_related("reviewer")),
+        "check_runs",
+    )
+
+
+def models_with_named_reviewers() -> QuerySet:
+    codename = "review_registeredmodel"
+    users = UserObjectPermission.objects.filter(permission__codename=codename).values("object_pk")
+    groups = GroupObjectPermission.objects.filter(permission__codename=codename).values("object_pk")
+    return users.union(groups)
+
+
+def awaiting_decision_by(queryset: QuerySet[PromotionRequest], user: AbstractBaseUser):
+    """Requests `user` may decide and has not approved (with an approval still valid)."""
+    roles = list(user.groups.values_list("name", flat=True))
+    if set(roles) & set(SERVICE_ROLES):
+        return queryset.none()
+    named = {int(pk) for pk in models_with_named_reviewers().values_list("object_pk", flat=True)}
+    mine = set(
+        get_objects_for_user(
+            user, "registry.review_registeredmodel", accept_global_perms=False
+        ).values_list("pk", flat=True)
+    )
+    already = Approval.objects.filter(
+        request=OuterRef("pk"),
+        reviewer=user,
+        decision=Decision.APPROVED,
+        expires_at__gt=timezone.now(),
+    )
+    return (
+        queryset.filter(status=Status.AWAITING_APPROVAL, policy_snapshot__approver_role__in=roles)
+        .exclude(requested_by=user)
+        .filter(~Q(model_id__in=named) | Q(model_id__in=mine))
+        .exclude(Exists(already))
+    )
+
+
+def promotion_request_list(
+    *,
+    user: AbstractBaseUser,
+    status: str | None = None,
+    model: str | None = None,
+    awaiting_me: bool = False,
+) -> QuerySet[PromotionRequest]:
+    _require_view(user)
+    queryset = PromotionRequest.objects.order_by("-created_at", "-id")
+    if status:
+        queryset = queryset.filter(status=status)
+    if model:
+        queryset = queryset.filter(model__name=model)
+    if awaiting_me:
+        queryset = awaiting_decision_by(queryset, user)
+    return _with_details(queryset)
+
+
+def promotion_request_get(*, user: AbstractBaseUser, request_id: int) -> PromotionRequest:
+    _require_view(user)
+    found = _with_details(PromotionRequest.objects.filter(pk=request_id)).first()
+    if found is None:
+        raise NotFound(f"No promotion request #{request_id}.")
+    return found
+
+
+def policy_list(*, user: AbstractBaseUser) -> QuerySet[Policy]:
+    if not user.has_perm("governance.view_policy"):
+        raise Forbidden("Your role does not read policies.")
+    return Policy.objects.order_by("target_stage", "risk_tier")

@@ -1,0 +1,421 @@
+"""Promotion requests: submit, approve, reject, cancel, rerun checks, and the checks'
+own lifecycle. Rights and rules are enforced here, whoever calls."""
+
+from datetime import timedelta
+from functools import partial
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+from guardian.models import GroupObjectPermission, UserObjectPermission
+
+from audits.services import record
+from governance.checks import ERROR, CheckResult, registry
+from governance.errors import (
+    AlreadyDecided,
+    DuplicateOpenRequest,
+    Forbidden,
+    InvalidInput,
+    NoPolicy,
+    NotAnApprover,
+    NotFound,
+    SelfApprovalForbidden,
+    TransitionNotAllowed,
+)
+from governance.models import (
+    OPEN_STATUSES,
+    Approval,
+    CheckRun,
+    CheckStatus,
+    Decision,
+    PromotionRequest,
+    Status,
+    TargetStage,
+)
+from governance.roles import SERVICE_ROLES
+from governance.services.policies import policy_resolve, policy_snapshot, snapshot_digest
+from governance.transitions import request_event_data, transition
+from registry.models import RegisteredModel, Stage
+from registry.permissions import CHANGE_MODEL, has_model_perm
+
+REQUEST_PROMOTION = "governance.add_promotionrequest"
+
+# Where a version may be promoted from, by target stage. Archived -> production is a
+# rollback: a request like any other, with a justification.
+ALLOWED_FROM = {
+    Stage.PRODUCTION: {Stage.NONE, Stage.STAGING, Stage.ARCHIVED},
+    Stage.STAGING: {Stage.NONE, Stage.ARCHIVED},
+    Stage.ARCHIVED: {Stage.NONE, Stage.STAGING, Stage.PRODUCTION},
+}
+
+
+def _is_service(user: AbstractBaseUser) -> bool:
+    return user.groups.filter(name__in=SERVICE_ROLES).exists()
+
+
+def _lock(request_id: int) -> PromotionRequest:
+    """Lock the model, then the request: the order every promotion path uses."""
+    found = PromotionRequest.objects.filter(pk=request_id).values_list("model_id", flat=True).first()
+    if found is None:
+        raise NotFound(f"No promotion request #{request_id}.")
+    RegisteredModel.objects.select_for_update().get(pk=found)
+    return (
+        PromotionRequest.objects.select_for_update()
+        .select_related("model", "version", "requested_by")
+        .get(pk=request_id)
+    )
+
+
+def _dispatch(run: CheckRun) -> None:
+    from governance.tasks import check_run_execute
+
+    transaction.on_commit(partial(check_run_execute.delay, run.pk))
+
+
+def _start_checks(request: PromotionRequest, *, actor) -> list[CheckRun]:
+    runs = [
+        CheckRun.objects.create(request=request, round=request.check_round, name=name, settings=settings)
+        for name, settings in request.policy_snapshot["checks"].items()
+    ]
+    for run in runs:
+        _dispatch(run)
+    if not runs:
+        _checks_passed(request, actor=actor)
+    return runs
+
+
+def promotion_request_submit(
+    *,
+    actor: AbstractBaseUser,
+    model: RegisteredModel,
+    version: int,
+    target_stage: str,
+    justification: str = "",
+) -> PromotionRequest:
+    if target_stage not in TargetStage.values:
+        raise InvalidInput(
+            f"Unknown target stage {target_stage!r}.",
+            errors={"target_stage": [f"One of: {', '.join(TargetStage.values)}."]},
+        )
+    if not (actor.has_perm(REQUEST_PROMOTION) or has_model_perm(actor, CHANGE_MODEL, model)):
+        raise Forbidden(f"You may not request promotions of {model.name}.")
+    with transaction.atomic():
+        model = RegisteredModel.objects.select_for_update().get(pk=model.pk)
+        found = model.versions.filter(version=version).first()
+        if found is None:
+            raise NotFound(f"{model.name} has no version {version}.")
+        if found.stage == target_stage:
+            raise TransitionNotAllowed(f"Version {version} is already in {target_stage}.")
+        if found.stage not in ALLOWED_FROM[target_stage]:
+            raise TransitionNotAllowed(
+                f"Version {version} is in {found.stage}; it cannot be promoted to {target_stage}."
+            )
+        if target_stage == Stage.PRODUCTION and found.stage == Stage.ARCHIVED and not justification.strip():
+            raise InvalidInput(
+                "A rollback needs a justification.",
+                errors={"justification": ["Required to bring an archived version back."]},
+            )
+        open_request = PromotionRequest.objects.filter(
+            version=found, target_stage=target_stage, status__in=OPEN_STATUSES
+        ).first()
+        if open_request is not None:
+            raise DuplicateOpenRequest(
+                f"Request #{open_request.pk} for version {version} to {target_stage} is still open."
+            )
+        policy = policy_resolve(target_stage=target_stage, risk_tier=model.risk_tier)
+        if policy is None:
+            raise NoPolicy(
+                f"No policy covers promotions to {target_stage} for {model.risk_tier} risk."
+            )
+        snapshot = policy_snapshot(policy)
+        found.model = model
+        request = PromotionRequest.objects.create(
+            model=model,
+            version=found,
+            from_stage=found.stage,
+            target_stage=target_stage,
+            requested_by=actor,
+            justification=justification,
+            policy=policy,
+            policy_snapshot=snapshot,
+            policy_digest=snapshot_digest(snapshot),
+            required_approvals=snapshot["required_approvals"],
+        )
+        record(
+            actor=actor,
+            action="promotion.requested",
+            obj=request,
+            object_type="promotion_request",
+            model=model.name,
+            data=request_event_data(
+                request, from_stage=found.stage, justification=justification, policy=snapshot
+            ),
+        )
+        _start_checks(request, actor=actor)
+    return promotion_request_reload(request.pk)
+
+
+def promotion_request_reload(request_id: int) -> PromotionRequest:
+    return PromotionRequest.objects.select_related("model", "version", "requested_by").get(pk=request_id)
+
+
+def _checks_passed(request: PromotionRequest, *, actor) -> PromotionRequest:
+    if request.required_approvals:
+        return transition(
+            request, Status.AWAITING_APPROVAL, actor=actor, action="promotion.checks_passed"
+        )
+    # No approval needed: straight from checking to promoted once every gate passes.
+    record(
+        actor=actor,
+        action="promotion.checks_passed",
+        obj=request,
+        object_type="promotion_request",
+        model=request.model.name,
+        data=request_event_data(request, **{"from": request.status, "to": Status.PROMOTED}),
+    )
+    return transition(
+        request,
+        Status.PROMOTED,
+        actor=actor,
+        action="promotion.promoted",
+        reason="Every check passed; the policy needs no approval.",
+    )
+
+
+def _named_reviewers_exist(model: RegisteredModel) -> bool:
+    codename = "review_registeredmodel"
+    return (
+        UserObjectPermission.objects.filter(
+            permission__codename=codename, object_pk=str(model.pk), content_type__model="registeredmodel"
+        ).exists()
+        or GroupObjectPermission.objects.filter(
+            permission__codename=codename, object_pk=str(model.pk), content_type__model="registeredmodel"
+        ).exists()
+    )
+
+
+def require_approver(actor: AbstractBaseUser, request: PromotionRequest) -> None:
+    """Separation of duties, for every caller: raise unless `actor` may decide."""
+    if _is_service(actor):
+        raise Forbidden("Service accounts never approve or reject promotions.")
+    if actor.pk == request.requested_by_id:
+        raise SelfApprovalForbidden("The requester of a promotion never decides it.")
+    role = request.policy_snapshot["approver_role"]
+    if not actor.groups.filter(name=role).exists():
+        raise NotAnApprover(f"Only the {role} role decides this promotion.")
+    if _named_reviewers_exist(request.model) and not actor.has_perm(
+        "registry.review_registeredmodel", request.model
+    ):
+        raise NotAnApprover(f"{request.model.name} names its own reviewers; you are not one.")
+
+
+def may_decide(actor: AbstractBaseUser, request: PromotionRequest) -> bool:
+    try:
+        require_approver(actor, request)
+    except Forbidden:
+        return False
+    return True
+
+
+def valid_approvals(request: PromotionRequest, *, now=None):
+    now = now or timezone.now()
+    return request.approvals.filter(decision=Decision.APPROVED, expires_at__gt=now)
+
+
+def promotion_request_approve(
+    *, actor: AbstractBaseUser, request_id: int, comment: str = ""
+) -> PromotionRequest:
+    with transaction.atomic():
+        request = _lock(request_id)
+        require_approver(actor, request)
+        if request.status != Status.AWAITING_APPROVAL:
+            raise TransitionNotAllowed(f"Request #{request.pk} is {request.status}; it cannot be approved.")
+        now = timezone.now()
+        if valid_approvals(request, now=now).filter(reviewer=actor).exists():
+            raise AlreadyDecided("You have already approved this request.")
+        valid_for = timedelta(seconds=request.policy_snapshot["approval_valid_for_seconds"])
+        approval = Approval.objects.create(
+            request=request,
+            reviewer=actor,
+            decision=Decision.APPROVED,
+            comment=comment,
+            expires_at=now + valid_for,
+        )
+        count = valid_approvals(request, now=now).count()
+        record(
+            actor=actor,
+            action="promotion.approved",
+            obj=request,
+            object_type="promotion_request",
+            model=request.model.name,
+            data=request_event_data(
+                request,
+                approval=approval.pk,
+                comment=comment,
+                expires_at=approval.expires_at,
+                valid_approvals=count,
+                required_approvals=request.required_approvals,
+            ),
+        )
+        if count >= request.required_approvals:
+            transition(
+                request,
+                Status.PROMOTED,
+                actor=actor,
+                action="promotion.promoted",
+                reason=f"{count} of {request.required_approvals} approvals.",
+            )
+    return promotion_request_reload(request_id)
+
+
+def promotion_request_reject(
+    *, actor: AbstractBaseUser, request_id: int, comment: str
+) -> PromotionRequest:
+    if not (comment or "").strip():
+        raise InvalidInput("A rejection needs a comment.", errors={"comment": ["Required to reject."]})
+    with transaction.atomic():
+        request = _lock(request_id)
+        require_approver(actor, request)
+        if request.status != Status.AWAITING_APPROVAL:
+            raise TransitionNotAllowed(f"Request #{request.pk} is {request.status}; it cannot be rejected.")
+        approval = Approval.objects.create(
+            request=request, reviewer=actor, decision=Decision.REJECTED, comment=comment
+        )
+        transition(
+            request,
+            Status.REJECTED,
+            actor=actor,
+            action="promotion.rejected",
+            reason=comment,
+            data={"approval": approval.pk, "comment": comment},
+        )
+    return promotion_request_reload(request_id)
+
+
+def promotion_request_cancel(*, actor: AbstractBaseUser, request_id: int) -> PromotionRequest:
+    with transaction.atomic():
+        request = _lock(request_id)
+        if actor.pk != request.requested_by_id and not has_model_perm(actor, CHANGE_MODEL, request.model):
+            raise Forbidden("Only the requester, an owner of the model or an admin cancels a request.")
+        if request.status not in OPEN_STATUSES:
+            raise TransitionNotAllowed(f"Request #{request.pk} is {request.status}; it cannot be cancelled.")
+        transition(
+            request,
+            Status.CANCELLED,
+            actor=actor,
+            action="promotion.cancelled",
+            reason=f"Cancelled by {actor.get_username()}.",
+        )
+    return promotion_request_reload(request_id)
+
+
+def promotion_request_rerun_checks(*, actor: AbstractBaseUser, request_id: int) -> PromotionRequest:
+    with transaction.atomic():
+        request = _lock(request_id)
+        if not (
+            actor.pk == request.requested_by_id
+            or actor.has_perm(REQUEST_PROMOTION)
+            or has_model_perm(actor, CHANGE_MODEL, request.model)
+        ):
+            raise Forbidden("You may not rerun the checks of this request.")
+        if request.status != Status.CHECKS_FAILED:
+            raise TransitionNotAllowed(
+                f"Request #{request.pk} is {request.status}; checks rerun only after they failed."
+            )
+        PromotionRequest.objects.filter(pk=request.pk).update(check_round=F("check_round") + 1)
+        request = transition(
+            request,
+            Status.CHECKING,
+            actor=actor,
+            action="promotion.checks_rerun",
+            data={"round": request.check_round + 1},
+        )
+        _start_checks(request, actor=actor)
+    return promotion_request_reload(request_id)
+
+
+def check_run_start(*, check_run_id: int) -> CheckRun | None:
+    """Claim a queued run; a second delivery of the same task claims nothing."""
+    with transaction.atomic():
+        claimed = CheckRun.objects.filter(pk=check_run_id, status=CheckStatus.QUEUED).update(
+            status=CheckStatus.RUNNING, started_at=timezone.now(), attempts=F("attempts") + 1
+        )
+        if not claimed:
+            return None
+        run = CheckRun.objects.select_related("request__model", "request__version").get(pk=check_run_id)
+        record(
+            actor=None,
+            action="check.started",
+            obj=run,
+            object_type="check_run",
+            model=run.request.model.name,
+            data={"check": run.name, "promotion_request": run.request_id, "round": run.round},
+        )
+    return run
+
+
+def check_run_finish(*, check_run_id: int, result: CheckResult) -> CheckRun | None:
+    """Store a check's verdict, then, when it was the round's last, decide the request."""
+    with transaction.atomic():
+        request_id = CheckRun.objects.filter(pk=check_run_id).values_list("request_id", flat=True).get()
+        request = _lock(request_id)
+        run = CheckRun.objects.select_for_update().get(pk=check_run_id)
+        if run.status != CheckStatus.RUNNING:
+            return None
+        run.status = result.status
+        run.summary = result.summary
+        run.results = result.results
+        run.finished_at = timezone.now()
+        run.save(update_fields=["status", "summary", "results", "finished_at"])
+        record(
+            actor=None,
+            action=f"check.{result.status}",
+            obj=run,
+            object_type="check_run",
+            model=request.model.name,
+            data={
+                "check": run.name,
+                "promotion_request": request.pk,
+                "round": run.round,
+                "summary": result.summary,
+                "results": result.results,
+            },
+        )
+        if request.status == Status.CHECKING and run.round == request.check_round:
+            _decide_checks(request)
+    return run
+
+
+def _decide_checks(request: PromotionRequest) -> None:
+    runs = list(request.check_runs.filter(round=request.check_round))
+    if any(r.status in (CheckStatus.QUEUED, CheckStatus.RUNNING) for r in runs):
+        return
+    bad = [r for r in runs if r.status in (CheckStatus.FAILED, CheckStatus.ERROR)]
+    if bad:
+        transition(
+            request,
+            Status.CHECKS_FAILED,
+            actor=None,
+            action="promotion.checks_failed",
+            reason="; ".join(f"{r.name} {r.status}: {r.summary}" for r in bad),
+            data={"checks": {r.name: r.status for r in runs}},
+        )
+    else:
+        _checks_passed(request, actor=None)
+
+
+def check_run_execute(*, check_run_id: int) -> CheckRun | None:
+    """Claim, run (outside any transaction: a gate may take minutes), record."""
+    run = check_run_start(check_run_id=check_run_id)
+    if run is None:
+        return None
+    check = registry().get(run.name)
+    if check is None:
+        result = CheckResult(ERROR, f"No check named {run.name!r} is installed.")
+    else:
+        try:
+            result = check.run(version=run.request.version, evaluation=None, settings=run.settings)
+        except Exception as exc:  # noqa: BLE001 - a crashing gate is an `error` verdict, not a lost task
+            result = CheckResult(ERROR, f"The check crashed: {type(exc).__name__}: {exc}")
+    return check_run_finish(check_run_id=check_run_id, result=result)
