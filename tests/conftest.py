@@ -75,10 +75,11 @@ def _tasks_in_process(request):
 
 @pytest.fixture
 def roles(db):
-    from governance.services import roles_setup
+    from governance.services import policies_setup, roles_setup
 
     with audit_context():
         roles_setup(actor=None)
+        policies_setup(actor=None)
 
 
 @pytest.fixture
