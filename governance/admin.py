@@ -64,7 +64,14 @@ class PolicyAdmin(admin.ModelAdmin):
     Requests already made keep the snapshot they were created under."""
 
     form = PolicyForm
-    list_display = ["name", "target_stage", "risk_tier", "required_approvals", "approver_role", "updated_at"]
+    list_display = [
+        "name",
+        "target_stage",
+        "risk_tier",
+        "required_approvals",
+        "approver_role",
+        "updated_at",
+    ]
     list_filter = ["target_stage", "risk_tier"]
 
     def has_delete_permission(self, request, obj=None):
@@ -84,7 +91,15 @@ class PolicyAdmin(admin.ModelAdmin):
 
 @admin.register(PromotionRequest)
 class PromotionRequestAdmin(admin.ModelAdmin):
-    list_display = ["id", "model", "version", "target_stage", "status", "requested_by", "created_at"]
+    list_display = [
+        "id",
+        "model",
+        "version",
+        "target_stage",
+        "status",
+        "requested_by",
+        "created_at",
+    ]
     list_filter = ["status", "target_stage", "model__risk_tier"]
     search_fields = ["model__name"]
     list_select_related = ["model", "version", "requested_by"]

@@ -107,7 +107,9 @@ class PromotionRequest(models.Model):
     policy = models.ForeignKey(Policy, null=True, on_delete=models.SET_NULL, related_name="+")
     policy_snapshot = models.JSONField()
     policy_digest = models.CharField(max_length=64)
+    # Copied from the snapshot, as columns, so the review queue can filter on them.
     required_approvals = models.PositiveSmallIntegerField()
+    approver_role = models.CharField(max_length=32)
     check_round = models.PositiveIntegerField(default=1)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -161,8 +163,12 @@ class Decision(models.TextChoices):
 
 
 class Approval(models.Model):
-    request = models.ForeignKey(PromotionRequest, on_delete=models.PROTECT, related_name="approvals")
-    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    request = models.ForeignKey(
+        PromotionRequest, on_delete=models.PROTECT, related_name="approvals"
+    )
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
     decision = models.CharField(max_length=10, choices=Decision.choices)
     comment = models.TextField(blank=True, default="")
     at = models.DateTimeField(auto_now_add=True)
@@ -189,11 +195,15 @@ class CheckStatus(models.TextChoices):
 
 
 class CheckRun(models.Model):
-    request = models.ForeignKey(PromotionRequest, on_delete=models.PROTECT, related_name="check_runs")
+    request = models.ForeignKey(
+        PromotionRequest, on_delete=models.PROTECT, related_name="check_runs"
+    )
     round = models.PositiveIntegerField(default=1)
     name = models.CharField(max_length=64)
     settings = models.JSONField(default=dict, blank=True)
-    status = models.CharField(max_length=10, choices=CheckStatus.choices, default=CheckStatus.QUEUED)
+    status = models.CharField(
+        max_length=10, choices=CheckStatus.choices, default=CheckStatus.QUEUED
+    )
     summary = models.TextField(blank=True, default="")
     results = models.JSONField(default=dict, blank=True)
     attempts = models.PositiveIntegerField(default=0)
@@ -204,7 +214,9 @@ class CheckRun(models.Model):
     class Meta:
         ordering = ["request", "round", "name"]
         constraints = [
-            models.UniqueConstraint(fields=["request", "round", "name"], name="one_run_per_check_and_round"),
+            models.UniqueConstraint(
+                fields=["request", "round", "name"], name="one_run_per_check_and_round"
+            ),
             models.CheckConstraint(
                 condition=models.Q(status__in=CheckStatus.values), name="check_status_valid"
             ),

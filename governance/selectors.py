@@ -48,7 +48,7 @@ def awaiting_decision_by(queryset: QuerySet[PromotionRequest], user: AbstractBas
         expires_at__gt=timezone.now(),
     )
     return (
-        queryset.filter(status=Status.AWAITING_APPROVAL, policy_snapshot__approver_role__in=roles)
+        queryset.filter(status=Status.AWAITING_APPROVAL, approver_role__in=roles)
         .exclude(requested_by=user)
         .filter(~Q(model_id__in=named) | Q(model_id__in=mine))
         .exclude(Exists(already))

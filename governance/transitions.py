@@ -12,7 +12,12 @@ from governance.models import FINAL_STATUSES, OPEN_STATUSES, PromotionRequest, S
 from registry.models import ModelVersion, RegisteredModel, Stage
 
 ALLOWED: dict[str, set[str]] = {
-    Status.CHECKING: {Status.AWAITING_APPROVAL, Status.PROMOTED, Status.CHECKS_FAILED, Status.CANCELLED},
+    Status.CHECKING: {
+        Status.AWAITING_APPROVAL,
+        Status.PROMOTED,
+        Status.CHECKS_FAILED,
+        Status.CANCELLED,
+    },
     Status.CHECKS_FAILED: {Status.CHECKING, Status.CANCELLED},
     Status.AWAITING_APPROVAL: {Status.PROMOTED, Status.REJECTED, Status.CANCELLED},
     Status.REJECTED: set(),
@@ -82,7 +87,9 @@ def transition(
         obj=locked,
         object_type="promotion_request",
         model=locked.model.name,
-        data=request_event_data(locked, **{"from": before, "to": to, "reason": reason, **(data or {})}),
+        data=request_event_data(
+            locked, **{"from": before, "to": to, "reason": reason, **(data or {})}
+        ),
     )
     if to == Status.PROMOTED:
         _move_stage(locked, actor=actor)

@@ -33,7 +33,16 @@ class ApprovalSerializer(serializers.ModelSerializer):
 class CheckRunSerializer(serializers.ModelSerializer):
     class Meta:
         model = CheckRun
-        fields = ["name", "status", "summary", "results", "started_at", "finished_at", "round", "attempts"]
+        fields = [
+            "name",
+            "status",
+            "summary",
+            "results",
+            "started_at",
+            "finished_at",
+            "round",
+            "attempts",
+        ]
 
 
 class PromotionRequestSerializer(serializers.ModelSerializer):

@@ -4,10 +4,24 @@ from governance.api import views
 
 urlpatterns = [
     path("promotions/", views.PromotionListCreateApi.as_view(), name="promotion-list"),
-    path("promotions/<int:request_id>/", views.PromotionDetailApi.as_view(), name="promotion-detail"),
-    path("promotions/<int:request_id>/approve/", views.PromotionApproveApi.as_view(), name="promotion-approve"),
-    path("promotions/<int:request_id>/reject/", views.PromotionRejectApi.as_view(), name="promotion-reject"),
-    path("promotions/<int:request_id>/cancel/", views.PromotionCancelApi.as_view(), name="promotion-cancel"),
+    path(
+        "promotions/<int:request_id>/", views.PromotionDetailApi.as_view(), name="promotion-detail"
+    ),
+    path(
+        "promotions/<int:request_id>/approve/",
+        views.PromotionApproveApi.as_view(),
+        name="promotion-approve",
+    ),
+    path(
+        "promotions/<int:request_id>/reject/",
+        views.PromotionRejectApi.as_view(),
+        name="promotion-reject",
+    ),
+    path(
+        "promotions/<int:request_id>/cancel/",
+        views.PromotionCancelApi.as_view(),
+        name="promotion-cancel",
+    ),
     path(
         "promotions/<int:request_id>/rerun-checks/",
         views.PromotionRerunChecksApi.as_view(),

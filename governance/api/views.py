@@ -78,12 +78,20 @@ class _ActionApi(APIView):
         return Response(_detail(request_id, request.user))
 
 
-@extend_schema(operation_id="promotions_approve", request=DecisionSerializer, responses=PromotionRequestSerializer)
+@extend_schema(
+    operation_id="promotions_approve",
+    request=DecisionSerializer,
+    responses=PromotionRequestSerializer,
+)
 class PromotionApproveApi(_ActionApi):
     service = services.promotion_request_approve
 
 
-@extend_schema(operation_id="promotions_reject", request=DecisionSerializer, responses=PromotionRequestSerializer)
+@extend_schema(
+    operation_id="promotions_reject",
+    request=DecisionSerializer,
+    responses=PromotionRequestSerializer,
+)
 class PromotionRejectApi(_ActionApi):
     service = services.promotion_request_reject
 
@@ -94,7 +102,9 @@ class PromotionCancelApi(_ActionApi):
     takes_comment = False
 
 
-@extend_schema(operation_id="promotions_rerun_checks", request=None, responses=PromotionRequestSerializer)
+@extend_schema(
+    operation_id="promotions_rerun_checks", request=None, responses=PromotionRequestSerializer
+)
 class PromotionRerunChecksApi(_ActionApi):
     service = services.promotion_request_rerun_checks
     takes_comment = False

@@ -63,7 +63,9 @@ def run(*, version, evaluation=None, settings: dict[str, Any]) -> CheckResult:
                 size += len(chunk)
     except OSError as exc:
         return CheckResult(ERROR, f"The artifact cannot be read: {exc.strerror}.", results)
-    results.update({"actual_sha256": digest.hexdigest(), "actual_size": size, "verified_content": True})
+    results.update(
+        {"actual_sha256": digest.hexdigest(), "actual_size": size, "verified_content": True}
+    )
     findings = []
     if digest.hexdigest() != expected:
         findings.append("the SHA-256 differs from the registered one")
@@ -71,4 +73,6 @@ def run(*, version, evaluation=None, settings: dict[str, Any]) -> CheckResult:
         findings.append(f"the size is {size} bytes, not {version.artifact_size}")
     if findings:
         return CheckResult(FAILED, "Artifact mismatch: " + "; ".join(findings) + ".", results)
-    return CheckResult(PASSED, f"Artifact verified: SHA-256 and size ({size} bytes) match.", results)
+    return CheckResult(
+        PASSED, f"Artifact verified: SHA-256 and size ({size} bytes) match.", results
+    )

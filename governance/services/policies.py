@@ -31,14 +31,25 @@ DEFAULT_CHECKS: dict[str, dict] = {"integrity": {}}
 DEFAULTS: list[dict[str, Any]] = [
     {"name": "staging", "target_stage": "staging", "risk_tier": "", "required_approvals": 0},
     {"name": "production", "target_stage": "production", "risk_tier": "", "required_approvals": 1},
-    {"name": "production-high", "target_stage": "production", "risk_tier": "high", "required_approvals": 2},
+    {
+        "name": "production-high",
+        "target_stage": "production",
+        "risk_tier": "high",
+        "required_approvals": 2,
+    },
     {
         "name": "production-critical",
         "target_stage": "production",
         "risk_tier": "critical",
         "required_approvals": 2,
     },
-    {"name": "archive", "target_stage": "archived", "risk_tier": "", "required_approvals": 0, "checks": {}},
+    {
+        "name": "archive",
+        "target_stage": "archived",
+        "risk_tier": "",
+        "required_approvals": 0,
+        "checks": {},
+    },
 ]
 
 

@@ -56,7 +56,9 @@ def _is_service(user: AbstractBaseUser) -> bool:
 
 def _lock(request_id: int) -> PromotionRequest:
     """Lock the model, then the request: the order every promotion path uses."""
-    found = PromotionRequest.objects.filter(pk=request_id).values_list("model_id", flat=True).first()
+    found = (
+        PromotionRequest.objects.filter(pk=request_id).values_list("model_id", flat=True).first()
+    )
     if found is None:
         raise NotFound(f"No promotion request #{request_id}.")
     RegisteredModel.objects.select_for_update().get(pk=found)
@@ -75,7 +77,9 @@ def _dispatch(run: CheckRun) -> None:
 
 def _start_checks(request: PromotionRequest, *, actor) -> list[CheckRun]:
     runs = [
-        CheckRun.objects.create(request=request, round=request.check_round, name=name, settings=settings)
+        CheckRun.objects.create(
+            request=request, round=request.check_round, name=name, settings=settings
+        )
         for name, settings in request.policy_snapshot["checks"].items()
     ]
     for run in runs:
@@ -111,7 +115,11 @@ def promotion_request_submit(
             raise TransitionNotAllowed(
                 f"Version {version} is in {found.stage}; it cannot be promoted to {target_stage}."
             )
-        if target_stage == Stage.PRODUCTION and found.stage == Stage.ARCHIVED and not justification.strip():
+        if (
+            target_stage == Stage.PRODUCTION
+            and found.stage == Stage.ARCHIVED
+            and not justification.strip()
+        ):
             raise InvalidInput(
                 "A rollback needs a justification.",
                 errors={"justification": ["Required to bring an archived version back."]},
@@ -141,6 +149,7 @@ def promotion_request_submit(
             policy_snapshot=snapshot,
             policy_digest=snapshot_digest(snapshot),
             required_approvals=snapshot["required_approvals"],
+            approver_role=snapshot["approver_role"],
         )
         record(
             actor=actor,
@@ -157,7 +166,9 @@ def promotion_request_submit(
 
 
 def promotion_request_reload(request_id: int) -> PromotionRequest:
-    return PromotionRequest.objects.select_related("model", "version", "requested_by").get(pk=request_id)
+    return PromotionRequest.objects.select_related("model", "version", "requested_by").get(
+        pk=request_id
+    )
 
 
 def _checks_passed(request: PromotionRequest, *, actor) -> PromotionRequest:
@@ -187,10 +198,14 @@ def _named_reviewers_exist(model: RegisteredModel) -> bool:
     codename = "review_registeredmodel"
     return (
         UserObjectPermission.objects.filter(
-            permission__codename=codename, object_pk=str(model.pk), content_type__model="registeredmodel"
+            permission__codename=codename,
+            object_pk=str(model.pk),
+            content_type__model="registeredmodel",
         ).exists()
         or GroupObjectPermission.objects.filter(
-            permission__codename=codename, object_pk=str(model.pk), content_type__model="registeredmodel"
+            permission__codename=codename,
+            object_pk=str(model.pk),
+            content_type__model="registeredmodel",
         ).exists()
     )
 
@@ -201,7 +216,7 @@ def require_approver(actor: AbstractBaseUser, request: PromotionRequest) -> None
         raise Forbidden("Service accounts never approve or reject promotions.")
     if actor.pk == request.requested_by_id:
         raise SelfApprovalForbidden("The requester of a promotion never decides it.")
-    role = request.policy_snapshot["approver_role"]
+    role = request.approver_role
     if not actor.groups.filter(name=role).exists():
         raise NotAnApprover(f"Only the {role} role decides this promotion.")
     if _named_reviewers_exist(request.model) and not actor.has_perm(
@@ -230,7 +245,9 @@ def promotion_request_approve(
         request = _lock(request_id)
         require_approver(actor, request)
         if request.status != Status.AWAITING_APPROVAL:
-            raise TransitionNotAllowed(f"Request #{request.pk} is {request.status}; it cannot be approved.")
+            raise TransitionNotAllowed(
+                f"Request #{request.pk} is {request.status}; it cannot be approved."
+            )
         now = timezone.now()
         if valid_approvals(request, now=now).filter(reviewer=actor).exists():
             raise AlreadyDecided("You have already approved this request.")
@@ -273,12 +290,16 @@ def promotion_request_reject(
     *, actor: AbstractBaseUser, request_id: int, comment: str
 ) -> PromotionRequest:
     if not (comment or "").strip():
-        raise InvalidInput("A rejection needs a comment.", errors={"comment": ["Required to reject."]})
+        raise InvalidInput(
+            "A rejection needs a comment.", errors={"comment": ["Required to reject."]}
+        )
     with transaction.atomic():
         request = _lock(request_id)
         require_approver(actor, request)
         if request.status != Status.AWAITING_APPROVAL:
-            raise TransitionNotAllowed(f"Request #{request.pk} is {request.status}; it cannot be rejected.")
+            raise TransitionNotAllowed(
+                f"Request #{request.pk} is {request.status}; it cannot be rejected."
+            )
         approval = Approval.objects.create(
             request=request, reviewer=actor, decision=Decision.REJECTED, comment=comment
         )
@@ -296,10 +317,16 @@ def promotion_request_reject(
 def promotion_request_cancel(*, actor: AbstractBaseUser, request_id: int) -> PromotionRequest:
     with transaction.atomic():
         request = _lock(request_id)
-        if actor.pk != request.requested_by_id and not has_model_perm(actor, CHANGE_MODEL, request.model):
-            raise Forbidden("Only the requester, an owner of the model or an admin cancels a request.")
+        if actor.pk != request.requested_by_id and not has_model_perm(
+            actor, CHANGE_MODEL, request.model
+        ):
+            raise Forbidden(
+                "Only the requester, an owner of the model or an admin cancels a request."
+            )
         if request.status not in OPEN_STATUSES:
-            raise TransitionNotAllowed(f"Request #{request.pk} is {request.status}; it cannot be cancelled.")
+            raise TransitionNotAllowed(
+                f"Request #{request.pk} is {request.status}; it cannot be cancelled."
+            )
         transition(
             request,
             Status.CANCELLED,
@@ -343,7 +370,9 @@ def check_run_start(*, check_run_id: int) -> CheckRun | None:
         )
         if not claimed:
             return None
-        run = CheckRun.objects.select_related("request__model", "request__version").get(pk=check_run_id)
+        run = CheckRun.objects.select_related("request__model", "request__version").get(
+            pk=check_run_id
+        )
         record(
             actor=None,
             action="check.started",
@@ -358,7 +387,9 @@ def check_run_start(*, check_run_id: int) -> CheckRun | None:
 def check_run_finish(*, check_run_id: int, result: CheckResult) -> CheckRun | None:
     """Store a check's verdict, then, when it was the round's last, decide the request."""
     with transaction.atomic():
-        request_id = CheckRun.objects.filter(pk=check_run_id).values_list("request_id", flat=True).get()
+        request_id = (
+            CheckRun.objects.filter(pk=check_run_id).values_list("request_id", flat=True).get()
+        )
         request = _lock(request_id)
         run = CheckRun.objects.select_for_update().get(pk=check_run_id)
         if run.status != CheckStatus.RUNNING:

@@ -30,8 +30,15 @@ class World:
         with self.capture(execute=True):
             return getattr(client, method)(path, data, format="json")
 
-    def request(self, who: str = "ci", version: int = 1, target: str = "production", **extra):
-        body = {"model": "fraud", "version": version, "target_stage": target, **extra}
+    def request(
+        self,
+        who: str = "ci",
+        version: int = 1,
+        target: str = "production",
+        model: str = "fraud",
+        **extra,
+    ):
+        body = {"model": model, "version": version, "target_stage": target, **extra}
         run_tasks = extra.pop("run_tasks", True)
         body.pop("run_tasks", None)
         response = self.call(who, "post", "/api/v1/promotions/", body, run_tasks=run_tasks)

@@ -75,7 +75,9 @@ def failed(world, settings, tmp_path):
     from tests.factories import make_version
 
     settings.ARTIFACT_ROOTS = [str(tmp_path)]
-    make_version(world.users["ci"], world.model, seed="bad", artifact_uri=f"file://{tmp_path}/missing.bin")
+    make_version(
+        world.users["ci"], world.model, seed="bad", artifact_uri=f"file://{tmp_path}/missing.bin"
+    )
     request = world.request(version=3)
     assert request["status"] == "checks_failed"
     assert request["checks"][0]["status"] == "error"
@@ -84,7 +86,9 @@ def failed(world, settings, tmp_path):
 
 def test_checks_failed_to_checking(world, failed):
     start = world.mark()
-    response = world.call("ci", "post", f"/api/v1/promotions/{failed['id']}/rerun-checks/", run_tasks=False)
+    response = world.call(
+        "ci", "post", f"/api/v1/promotions/{failed['id']}/rerun-checks/", run_tasks=False
+    )
     assert response.status_code == 200
     body = response.json()
     assert body["status"] == "checking"
@@ -195,7 +199,11 @@ def test_no_code_but_transition_writes_the_status():
     promotion requests appear only in governance/transitions.py."""
     root = Path(__file__).resolve().parents[2]
     offenders = []
-    paths = [p for app in ("config", "audits", "registry", "governance") for p in root.glob(f"{app}/**/*.py")]
+    paths = [
+        p
+        for app in ("config", "audits", "registry", "governance")
+        for p in root.glob(f"{app}/**/*.py")
+    ]
     assert paths
     for path in paths:
         rel = path.relative_to(root).as_posix()
