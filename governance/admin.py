@@ -48,9 +48,9 @@ class PolicyForm(forms.ModelForm):
         cleaned = super().clean()
         fields = {key: cleaned.get(key) for key in EDITABLE}
         fields["risk_tier"] = fields["risk_tier"] or ""
-        for key, messages in validate_policy(fields).items():
+        for key, errors in validate_policy(fields).items():
             field = key.split(".")[0]
-            text = [f"{key}: {m}" if key != field else m for m in messages]
+            text = [f"{key}: {m}" if key != field else m for m in errors]
             if field in self.fields:
                 self.add_error(field, text)
             else:

@@ -136,12 +136,6 @@ class PromotionRequest(models.Model):
     def __str__(self) -> str:
         return f"#{self.pk} {self.model.name} v{self.version.version} → {self.target_stage}"
 
-    @classmethod
-    def from_db(cls, db, field_names, values):
-        instance = super().from_db(db, field_names, values)
-        instance._stored_status = instance.__dict__.get("status")
-        return instance
-
     def save(self, *args, **kwargs):
         # The status has one writer; a save that changes it from elsewhere is a bug.
         from governance.transitions import is_transitioning
@@ -151,6 +145,12 @@ class PromotionRequest(models.Model):
             raise RuntimeError("PromotionRequest.status is written only by transition()")
         super().save(*args, **kwargs)
         self._stored_status = self.status
+
+    @classmethod
+    def from_db(cls, db, field_names, values):
+        instance = super().from_db(db, field_names, values)
+        instance._stored_status = instance.__dict__.get("status")
+        return instance
 
     @property
     def is_open(self) -> bool:

@@ -45,7 +45,7 @@ def test_32_parallel_writers_leave_one_unbroken_chain():
                                 raise RuntimeError("rolled back")
                         except RuntimeError:
                             pass
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
             failures.append(exc)
         finally:
             connection.close()
