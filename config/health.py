@@ -15,11 +15,11 @@ def readyz(request):
         checks["database"] = "ok"
     except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
         checks["database"] = f"unreachable: {type(exc).__name__}"
-    if settings.CELERY_BROKER_URL:
+    if settings.BROKER_URL:
         from config.celery import app
 
         try:
-            with app.connection_for_write() as conn:
+            with app.connection_for_write(settings.BROKER_URL) as conn:
                 conn.ensure_connection(max_retries=1, timeout=2)
             checks["broker"] = "ok"
         except Exception as exc:  # noqa: BLE001 - any failure means "not ready"

@@ -172,8 +172,9 @@ SPECTACULAR_SETTINGS = {
 }
 
 # Celery: without a broker, tasks run in-process; services dispatch them on commit.
-CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or os.environ.get("REDIS_URL") or ""
-CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
+BROKER_URL = os.environ.get("CELERY_BROKER_URL") or os.environ.get("REDIS_URL") or ""
+CELERY_BROKER_URL = BROKER_URL or "memory://"
+CELERY_TASK_ALWAYS_EAGER = not BROKER_URL
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ACKS_LATE = True

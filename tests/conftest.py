@@ -44,7 +44,7 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.get_closest_marker("postgres") and vendor != "postgresql":
             _unavailable(item, "needs PostgreSQL: set DATABASE_URL=postgresql://...")
-        if item.get_closest_marker("redis") and not settings.CELERY_BROKER_URL:
+        if item.get_closest_marker("redis") and not settings.BROKER_URL:
             _unavailable(item, "needs Redis: set REDIS_URL=redis://...")
 
 

@@ -22,13 +22,13 @@ def test_healthz(client):
 
 
 def test_readyz_reports_the_database(client, settings):
-    settings.CELERY_BROKER_URL = ""
+    settings.BROKER_URL = ""
     body = client.get("/readyz").json()
     assert body["checks"]["database"] == "ok"
 
 
 def test_readyz_is_503_when_the_broker_is_unreachable(client, settings):
-    settings.CELERY_BROKER_URL = "redis://127.0.0.1:1/0"
+    settings.BROKER_URL = "redis://127.0.0.1:1/0"
     response = client.get("/readyz")
     assert response.status_code == 503
     assert response.json()["checks"]["broker"].startswith("unreachable")

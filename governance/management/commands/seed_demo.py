@@ -4,7 +4,16 @@ import secrets
 from django.core.management.base import BaseCommand
 
 from audits.context import audit_context
-from governance.services import role_grant, roles_setup, token_create, user_upsert
+from governance.models import PromotionRequest
+from governance.services import (
+    policies_setup,
+    promotion_request_approve,
+    promotion_request_submit,
+    role_grant,
+    roles_setup,
+    token_create,
+    user_upsert,
+)
 from registry.models import RegisteredModel
 from registry.services import model_version_register, registered_model_create
 
@@ -64,6 +73,7 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         with audit_context():
             roles_setup(actor=None)
+            policies_setup(actor=None)
             users, passwords = {}, {}
             for username, roles in USERS:
                 passwords[username] = secrets.token_urlsafe(9)
@@ -97,6 +107,8 @@ class Command(BaseCommand):
                         },
                         **version,
                     )
+            if not PromotionRequest.objects.exists():
+                self._promotions(users)
             _, token = token_create(actor=None, user=users["ci-bot"], name="demo")
 
         self.stdout.write("\nDemo users (passwords are new on every seed):")
@@ -105,3 +117,21 @@ class Command(BaseCommand):
                 f"  {username:<8} {', '.join(roles):<11} password: {passwords[username]}"
             )
         self.stdout.write(f"\nCI token for ci-bot (Authorization: Bearer ...):\n  {token}\n")
+
+    def _promotions(self, users):
+        """One model in production, and requests waiting for the reviewers."""
+        churn = RegisteredModel.objects.get(name="churn-predictor")
+        credit = RegisteredModel.objects.get(name="credit-risk")
+        first = promotion_request_submit(
+            actor=users["ci-bot"], model=churn, version=1, target_stage="production",
+            justification="First release.",
+        )
+        promotion_request_approve(actor=users["rita"], request_id=first.pk, comment="Card reviewed.")
+        promotion_request_submit(
+            actor=users["ci-bot"], model=churn, version=2, target_stage="production",
+            justification="Retrained on Q4 data; F1 up 3 points.",
+        )
+        promotion_request_submit(
+            actor=users["olivia"], model=credit, version=2, target_stage="production",
+            justification="New bureau features.",
+        )
