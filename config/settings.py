@@ -121,6 +121,8 @@ STORAGES = {
 }
 WHITENOISE_USE_FINDERS = True
 
+# The largest evaluation CSV accepted (bytes).
+EVALUATION_MAX_BYTES = int(os.environ.get("EVALUATION_MAX_BYTES", 200 * 1024 * 1024))
 # Requests larger than this are refused with 413 before parsing.
 DATA_UPLOAD_MAX_MEMORY_SIZE = int(os.environ.get("DATA_UPLOAD_MAX_MEMORY_SIZE", 2_621_440))
 
@@ -182,6 +184,26 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
+# A publish to a broker that is down gives up quickly: the run stays queued and the
+# sweep dispatches it again once the broker is back.
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.5}
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    # An unacknowledged task (its worker died) is delivered again after this long.
+    "visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "3600")),
+}
+CELERY_BEAT_SCHEDULE = {
+    "sweep-check-runs": {"task": "governance.tasks.check_runs_sweep", "schedule": 60.0},
+}
+
+# Promotion gates: per-run limits, and when the sweep steps in.
+CHECK_SOFT_TIME_LIMIT = int(os.environ.get("CHECK_SOFT_TIME_LIMIT", "600"))
+CHECK_TIME_LIMIT = int(os.environ.get("CHECK_TIME_LIMIT", "660"))
+CHECK_MAX_ATTEMPTS = int(os.environ.get("CHECK_MAX_ATTEMPTS", "3"))
+# A queued run older than this is dispatched again (its message may have been lost).
+CHECK_REDISPATCH_AFTER = int(os.environ.get("CHECK_REDISPATCH_AFTER", "120"))
+# A request whose checks have not all finished this long after they started fails.
+CHECK_DEADLINE = int(os.environ.get("CHECK_DEADLINE", "3600"))
 
 LOGGING = {
     "version": 1,

@@ -19,6 +19,7 @@ STAFF_ROLES = (OWNER, REVIEWER, COMPLIANCE, ADMIN)
 READ_INVENTORY = [
     "registry.view_registeredmodel",
     "registry.view_modelversion",
+    "registry.view_evaluationdata",
     "governance.view_promotionrequest",
     "governance.view_policy",
 ]
@@ -31,6 +32,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         *READ_INVENTORY,
         "registry.add_registeredmodel",
         "registry.add_modelversion",
+        "registry.add_evaluationdata",
         "governance.add_promotionrequest",
     ],
     ADMIN: [
@@ -39,6 +41,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "registry.change_registeredmodel",
         "registry.add_modelversion",
         "registry.change_modelversion",
+        "registry.add_evaluationdata",
         "audits.view_auditevent",
         "governance.add_promotionrequest",
         "auth.view_user",

@@ -1,13 +1,34 @@
 """Celery tasks: thin wrappers that take ids and call a service."""
 
 from celery import shared_task
+from django.conf import settings
+from django.db import InterfaceError, OperationalError
 
 from audits.context import audit_context
 from governance import services
 
+# Faults worth another try: the database or the file storage briefly unreachable.
+TRANSIENT = (OperationalError, InterfaceError, ConnectionError, TimeoutError)
 
-@shared_task(acks_late=True)
+
+@shared_task(
+    acks_late=True,
+    reject_on_worker_lost=True,
+    soft_time_limit=settings.CHECK_SOFT_TIME_LIMIT,
+    time_limit=settings.CHECK_TIME_LIMIT,
+    autoretry_for=TRANSIENT,
+    retry_backoff=2,
+    retry_backoff_max=120,
+    retry_jitter=True,
+    max_retries=5,
+)
 def check_run_execute(check_run_id: int) -> str | None:
     with audit_context():
         run = services.check_run_execute(check_run_id=check_run_id)
     return run.status if run else None
+
+
+@shared_task
+def check_runs_sweep() -> dict[str, int]:
+    with audit_context():
+        return services.check_runs_sweep()

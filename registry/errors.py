@@ -26,6 +26,11 @@ class NotFound(ServiceError):
     code = "not-found"
 
 
+class RequestTooLarge(ServiceError):
+    status_code = 413
+    code = "too-large"
+
+
 class Conflict(ServiceError):
     status_code = 409
     code = "conflict"

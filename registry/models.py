@@ -90,3 +90,33 @@ class ModelVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model.name} v{self.version}"
+
+
+def evaluation_path(instance: "EvaluationData", filename: str) -> str:
+    return f"evaluation/{instance.version.model.name}/v{instance.version.version}/{instance.sha256}.csv"
+
+
+class EvaluationData(models.Model):
+    """A labelled evaluation set for one version; the newest upload is the one gates use."""
+
+    version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="evaluations")
+    file = models.FileField(upload_to=evaluation_path, max_length=512)
+    sha256 = models.CharField(max_length=64)
+    size_bytes = models.BigIntegerField()
+    rows = models.PositiveBigIntegerField()
+    columns = models.JSONField(default=list)
+    label_column = models.CharField(max_length=128)
+    prediction_column = models.CharField(max_length=128)
+    score_column = models.CharField(max_length=128, blank=True, default="")
+    sensitive_features = models.JSONField(default=list, blank=True)
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    uploaded_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "evaluation data"
+        ordering = ["-uploaded_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.version} evaluation ({self.rows} rows)"

@@ -34,3 +34,11 @@ def require_change(user: AbstractBaseUser, model: RegisteredModel) -> None:
 def require_register(user: AbstractBaseUser, model: RegisteredModel) -> None:
     if not (user.has_perm(ADD_VERSION) or user.has_perm(CHANGE_MODEL, model)):
         raise Forbidden(f"You may not register versions of {model.name}.")
+
+
+ADD_EVALUATION = "registry.add_evaluationdata"
+
+
+def require_upload(user: AbstractBaseUser, model: RegisteredModel) -> None:
+    if not (user.has_perm(ADD_EVALUATION) or user.has_perm(CHANGE_MODEL, model)):
+        raise Forbidden(f"You may not upload evaluation data for {model.name}.")

@@ -6,7 +6,7 @@ from django.db.models.fields.json import KeyTransform
 from guardian.shortcuts import get_groups_with_perms, get_users_with_perms
 
 from registry.errors import NotFound
-from registry.models import ModelVersion, RegisteredModel, Stage
+from registry.models import EvaluationData, ModelVersion, RegisteredModel, Stage
 from registry.permissions import GRANTABLE, require_view
 
 
@@ -88,3 +88,8 @@ def model_grants(model: RegisteredModel) -> list[dict[str, str]]:
             {"permission": codenames[p], "group": group.name} for p in perms if p in codenames
         ]
     return sorted(grants, key=lambda g: (g["permission"], g.get("user", ""), g.get("group", "")))
+
+
+def latest_evaluation(version: ModelVersion) -> EvaluationData | None:
+    """The evaluation set the gates use: the version's newest upload."""
+    return version.evaluations.order_by("-uploaded_at", "-id").first()

@@ -9,8 +9,15 @@ from guardian.shortcuts import assign_perm, remove_perm
 
 from audits.services import record
 from registry.errors import Conflict, Forbidden, InvalidInput
-from registry.models import ModelVersion, RegisteredModel
-from registry.permissions import ADD_MODEL, GRANTABLE, require_change, require_register
+from registry.evaluation import EvaluationSpec, parse_upload
+from registry.models import EvaluationData, ModelVersion, RegisteredModel
+from registry.permissions import (
+    ADD_MODEL,
+    GRANTABLE,
+    require_change,
+    require_register,
+    require_upload,
+)
 
 MODEL_EDITABLE = ("description", "risk_tier", "card", "tags")
 VERSION_EDITABLE = ("description", "card", "tags")
@@ -233,3 +240,50 @@ def model_permission_grant(
             data={"permission": permission, kind: name, "scope": "model"},
         )
     return {"permission": permission, kind: name}
+
+
+def evaluation_upload(
+    *, actor: AbstractBaseUser, version: ModelVersion, upload, spec: EvaluationSpec
+) -> EvaluationData:
+    """Validate and store an evaluation CSV for a version. Nothing is kept on failure."""
+    require_upload(actor, version.model)
+    parsed = parse_upload(upload, spec)
+    evaluation = EvaluationData(
+        version=version,
+        sha256=parsed.sha256,
+        size_bytes=parsed.size_bytes,
+        rows=parsed.rows,
+        columns=parsed.columns,
+        label_column=spec.label_column,
+        prediction_column=spec.prediction_column,
+        score_column=spec.score_column,
+        sensitive_features=spec.sensitive_features,
+        uploaded_by=actor,
+    )
+    evaluation.file.save("evaluation.csv", upload, save=False)
+    try:
+        with transaction.atomic():
+            evaluation.save()
+            record(
+                actor=actor,
+                action="evaluation.uploaded",
+                obj=evaluation,
+                object_type="evaluation_data",
+                model=version.model.name,
+                data={
+                    "version": version.version,
+                    "sha256": parsed.sha256,
+                    "size_bytes": parsed.size_bytes,
+                    "rows": parsed.rows,
+                    "columns": parsed.columns,
+                    "label_column": spec.label_column,
+                    "prediction_column": spec.prediction_column,
+                    "score_column": spec.score_column,
+                    "sensitive_features": spec.sensitive_features,
+                },
+            )
+    except BaseException:
+        # The row was not written: the stored file would be an orphan.
+        evaluation.file.delete(save=False)
+        raise
+    return evaluation

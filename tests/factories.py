@@ -45,3 +45,23 @@ def version_payload(seed: object, **extra) -> dict:
         },
         **extra,
     }
+
+
+def make_evaluation(actor, version, frame=None, *, sensitive_features=("group",), **spec):
+    """Upload an evaluation set (fair and accurate unless `frame` says otherwise)."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from registry.evaluation import EvaluationSpec
+    from registry.services import evaluation_upload
+    from tests.evaluation_sets import binary_set, to_csv
+
+    frame = binary_set(seed=version.version) if frame is None else frame
+    spec.setdefault("score_column", "score" if "score" in frame.columns else "")
+    upload = SimpleUploadedFile("eval.csv", to_csv(frame), content_type="text/csv")
+    with audit_context():
+        return evaluation_upload(
+            actor=actor,
+            version=version,
+            upload=upload,
+            spec=EvaluationSpec(sensitive_features=list(sensitive_features), **spec),
+        )

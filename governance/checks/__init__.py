@@ -20,9 +20,9 @@ class CheckResult:
 
 
 def registry() -> dict[str, ModuleType]:
-    from governance.checks import integrity
+    from governance.checks import fairness, integrity, validation
 
-    return {"integrity": integrity}
+    return {"integrity": integrity, "validation": validation, "fairness": fairness}
 
 
 def validate_policy_checks(checks: Any) -> dict[str, list[str]]:

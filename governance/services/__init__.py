@@ -8,6 +8,7 @@ from governance.services.access import (
 from governance.services.policies import policies_setup, policy_create, policy_update
 from governance.services.promotions import (
     check_run_execute,
+    check_runs_sweep,
     promotion_request_approve,
     promotion_request_cancel,
     promotion_request_reject,
@@ -17,6 +18,7 @@ from governance.services.promotions import (
 
 __all__ = [
     "check_run_execute",
+    "check_runs_sweep",
     "policies_setup",
     "policy_create",
     "policy_update",

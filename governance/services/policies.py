@@ -1,6 +1,7 @@
 """Promotion policies: created and edited only here, each change audited with before
 and after."""
 
+import copy
 import hashlib
 import json
 from datetime import timedelta
@@ -26,30 +27,54 @@ EDITABLE = (
     "approval_valid_for",
 )
 
-DEFAULT_CHECKS: dict[str, dict] = {"integrity": {}}
+STAGING_CHECKS: dict[str, dict] = {
+    "integrity": {},
+    "validation": {"min": {"accuracy": 0.6}, "reported_tolerance": 0.02},
+    "fairness": {},
+}
+PRODUCTION_CHECKS: dict[str, dict] = {
+    "integrity": {},
+    "validation": {
+        "min": {"accuracy": 0.7, "f1": 0.6},
+        "max_regression": 0.02,
+        "reported_tolerance": 0.02,
+    },
+    "fairness": {
+        "max_demographic_parity_difference": 0.10,
+        "min_demographic_parity_ratio": 0.80,
+        "max_equalized_odds_difference": 0.10,
+        "min_group_size": 30,
+    },
+}
 
 DEFAULTS: list[dict[str, Any]] = [
-    {"name": "staging", "target_stage": "staging", "risk_tier": "", "required_approvals": 0},
-    {"name": "production", "target_stage": "production", "risk_tier": "", "required_approvals": 1},
+    {
+        "name": "staging",
+        "target_stage": "staging",
+        "required_approvals": 0,
+        "checks": STAGING_CHECKS,
+    },
+    {
+        "name": "production",
+        "target_stage": "production",
+        "required_approvals": 1,
+        "checks": PRODUCTION_CHECKS,
+    },
     {
         "name": "production-high",
         "target_stage": "production",
         "risk_tier": "high",
         "required_approvals": 2,
+        "checks": PRODUCTION_CHECKS,
     },
     {
         "name": "production-critical",
         "target_stage": "production",
         "risk_tier": "critical",
         "required_approvals": 2,
+        "checks": PRODUCTION_CHECKS,
     },
-    {
-        "name": "archive",
-        "target_stage": "archived",
-        "risk_tier": "",
-        "required_approvals": 0,
-        "checks": {},
-    },
+    {"name": "archive", "target_stage": "archived", "required_approvals": 0, "checks": {}},
 ]
 
 
@@ -148,9 +173,9 @@ def policies_setup(*, actor: AbstractBaseUser | None = None) -> list[str]:
     created = []
     for default in DEFAULTS:
         exists = Policy.objects.filter(
-            target_stage=default["target_stage"], risk_tier=default["risk_tier"]
+            target_stage=default["target_stage"], risk_tier=default.get("risk_tier", "")
         ).exists()
         if not exists and not Policy.objects.filter(name=default["name"]).exists():
-            policy_create(actor=actor, **{"checks": dict(DEFAULT_CHECKS), **default})
+            policy_create(actor=actor, **copy.deepcopy(default))
             created.append(default["name"])
     return created

@@ -1,14 +1,18 @@
 """Promotion requests: submit, approve, reject, cancel, rerun checks, and the checks'
 own lifecycle. Rights and rules are enforced here, whoever calls."""
 
+import logging
 from datetime import timedelta
 from functools import partial
 
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 from guardian.models import GroupObjectPermission, UserObjectPermission
+from kombu.exceptions import OperationalError as KombuOperationalError
 
 from audits.services import record
 from governance.checks import ERROR, CheckResult, registry
@@ -38,6 +42,9 @@ from governance.services.policies import policy_resolve, policy_snapshot, snapsh
 from governance.transitions import request_event_data, transition
 from registry.models import RegisteredModel, Stage
 from registry.permissions import CHANGE_MODEL, has_model_perm
+from registry.selectors import latest_evaluation
+
+logger = logging.getLogger(__name__)
 
 REQUEST_PROMOTION = "governance.add_promotionrequest"
 
@@ -69,10 +76,18 @@ def _lock(request_id: int) -> PromotionRequest:
     )
 
 
-def _dispatch(run: CheckRun) -> None:
+def _send(check_run_id: int) -> None:
     from governance.tasks import check_run_execute
 
-    transaction.on_commit(partial(check_run_execute.delay, run.pk))
+    try:
+        check_run_execute.delay(check_run_id)
+    except KombuOperationalError:
+        # The broker is down: the run stays queued and the sweep sends it again.
+        logger.warning("Could not dispatch check run %s; the sweep will retry", check_run_id)
+
+
+def _dispatch(run: CheckRun) -> None:
+    transaction.on_commit(partial(_send, run.pk))
 
 
 def _start_checks(request: PromotionRequest, *, actor) -> list[CheckRun]:
@@ -365,9 +380,9 @@ def promotion_request_rerun_checks(*, actor: AbstractBaseUser, request_id: int) 
 def check_run_start(*, check_run_id: int) -> CheckRun | None:
     """Claim a queued run; a second delivery of the same task claims nothing."""
     with transaction.atomic():
-        claimed = CheckRun.objects.filter(pk=check_run_id, status=CheckStatus.QUEUED).update(
-            status=CheckStatus.RUNNING, started_at=timezone.now(), attempts=F("attempts") + 1
-        )
+        claimed = CheckRun.objects.filter(
+            pk=check_run_id, status=CheckStatus.QUEUED, attempts__lt=settings.CHECK_MAX_ATTEMPTS
+        ).update(status=CheckStatus.RUNNING, started_at=timezone.now(), attempts=F("attempts") + 1)
         if not claimed:
             return None
         run = CheckRun.objects.select_related("request__model", "request__version").get(
@@ -436,17 +451,152 @@ def _decide_checks(request: PromotionRequest) -> None:
         _checks_passed(request, actor=None)
 
 
+def _requeue(run: CheckRun, *, reason: str) -> None:
+    """running -> queued, audited; the caller holds the run's lock."""
+    CheckRun.objects.filter(pk=run.pk).update(status=CheckStatus.QUEUED, started_at=None)
+    record(
+        actor=None,
+        action="check.requeued",
+        obj=run,
+        object_type="check_run",
+        model=run.request.model.name,
+        data={
+            "check": run.name,
+            "promotion_request": run.request_id,
+            "round": run.round,
+            "reason": reason,
+        },
+    )
+    _dispatch(run)
+
+
+def check_run_release(*, check_run_id: int, reason: str) -> None:
+    """Give a claimed run back after a transient fault, so a retry can claim it."""
+    with transaction.atomic():
+        run = (
+            CheckRun.objects.select_for_update()
+            .select_related("request__model")
+            .filter(pk=check_run_id, status=CheckStatus.RUNNING)
+            .first()
+        )
+        if run is not None:
+            _requeue(run, reason=reason)
+
+
 def check_run_execute(*, check_run_id: int) -> CheckRun | None:
-    """Claim, run (outside any transaction: a gate may take minutes), record."""
+    """Claim, run (outside any transaction: a gate may take minutes), record.
+
+    A transient fault (database, storage) hands the run back and propagates, so the
+    task retries; a fault of the gate itself is its `error` verdict."""
+    from governance.tasks import TRANSIENT
+
     run = check_run_start(check_run_id=check_run_id)
     if run is None:
         return None
     check = registry().get(run.name)
-    if check is None:
-        result = CheckResult(ERROR, f"No check named {run.name!r} is installed.")
-    else:
-        try:
-            result = check.run(version=run.request.version, evaluation=None, settings=run.settings)
-        except Exception as exc:  # noqa: BLE001 - a crashing gate is an `error` verdict, not a lost task
-            result = CheckResult(ERROR, f"The check crashed: {type(exc).__name__}: {exc}")
+    try:
+        if check is None:
+            result = CheckResult(ERROR, f"No check named {run.name!r} is installed.")
+        else:
+            result = check.run(
+                version=run.request.version,
+                evaluation=latest_evaluation(run.request.version),
+                settings=run.settings,
+            )
+    except TRANSIENT as exc:
+        check_run_release(check_run_id=check_run_id, reason=f"{type(exc).__name__}: {exc}")
+        raise
+    except SoftTimeLimitExceeded:
+        result = CheckResult(ERROR, "The check ran past its time limit.")
+    except Exception as exc:  # noqa: BLE001 - a crashing gate is an `error` verdict, not a lost task
+        result = CheckResult(ERROR, f"The check crashed: {type(exc).__name__}: {exc}")
     return check_run_finish(check_run_id=check_run_id, result=result)
+
+
+def check_runs_sweep(*, now=None) -> dict[str, int]:
+    """What the beat scheduler runs every minute, so no request waits forever:
+
+    - a run `running` past its hard time limit lost its worker: queue it again, or,
+      after CHECK_MAX_ATTEMPTS, end it in `error`;
+    - a run `queued` for longer than CHECK_REDISPATCH_AFTER may have lost its message
+      (a broker that was down): send it again; the claim makes a duplicate harmless;
+    - a request still `checking` CHECK_DEADLINE after its checks started ends
+      `checks_failed`, its unfinished runs in `error`.
+    """
+    now = now or timezone.now()
+    counts = {"requeued": 0, "abandoned": 0, "redispatched": 0, "expired": 0}
+    stale = now - timedelta(seconds=settings.CHECK_TIME_LIMIT + 30)
+    for run_id in CheckRun.objects.filter(
+        status=CheckStatus.RUNNING, started_at__lt=stale
+    ).values_list("pk", flat=True):
+        with transaction.atomic():
+            run = (
+                CheckRun.objects.select_for_update()
+                .select_related("request__model")
+                .filter(pk=run_id, status=CheckStatus.RUNNING, started_at__lt=stale)
+                .first()
+            )
+            if run is None:
+                continue
+            if run.attempts < settings.CHECK_MAX_ATTEMPTS:
+                _requeue(run, reason="Its worker stopped before finishing.")
+                counts["requeued"] += 1
+                continue
+        check_run_finish(
+            check_run_id=run_id,
+            result=CheckResult(ERROR, f"The check did not finish after {run.attempts} attempts."),
+        )
+        counts["abandoned"] += 1
+
+    waiting = now - timedelta(seconds=settings.CHECK_REDISPATCH_AFTER)
+    for run in CheckRun.objects.filter(status=CheckStatus.QUEUED, created_at__lt=waiting):
+        _send(run.pk)
+        counts["redispatched"] += 1
+
+    deadline = now - timedelta(seconds=settings.CHECK_DEADLINE)
+    late = (
+        CheckRun.objects.filter(
+            request__status=Status.CHECKING,
+            round=F("request__check_round"),
+            status__in=(CheckStatus.QUEUED, CheckStatus.RUNNING),
+            created_at__lt=deadline,
+        )
+        .values_list("request_id", flat=True)
+        .distinct()
+    )
+    for request_id in list(late):
+        check_request_expire(request_id=request_id)
+        counts["expired"] += 1
+    return counts
+
+
+def check_request_expire(*, request_id: int) -> None:
+    """End a request whose checks missed the deadline: its unfinished runs in `error`."""
+    with transaction.atomic():
+        request = _lock(request_id)
+        if request.status != Status.CHECKING:
+            return
+        unfinished = request.check_runs.select_for_update().filter(
+            round=request.check_round, status__in=(CheckStatus.QUEUED, CheckStatus.RUNNING)
+        )
+        summary = f"The check did not finish within {settings.CHECK_DEADLINE} seconds."
+        for run in unfinished:
+            run.status = CheckStatus.ERROR
+            run.summary = summary
+            run.finished_at = timezone.now()
+            run.save(update_fields=["status", "summary", "finished_at"])
+            record(
+                actor=None,
+                action="check.error",
+                obj=run,
+                object_type="check_run",
+                model=request.model.name,
+                data={
+                    "check": run.name,
+                    "promotion_request": request.pk,
+                    "round": run.round,
+                    "summary": summary,
+                    "results": {},
+                },
+            )
+        _decide_checks(request)

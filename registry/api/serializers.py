@@ -5,7 +5,14 @@ import re
 from rest_framework import serializers
 
 from registry.cards import CARD_SECTIONS, validate_card
-from registry.models import NAME_PATTERN, SHA256_PATTERN, ModelVersion, RegisteredModel, RiskTier
+from registry.models import (
+    NAME_PATTERN,
+    SHA256_PATTERN,
+    EvaluationData,
+    ModelVersion,
+    RegisteredModel,
+    RiskTier,
+)
 
 DESCRIPTION_MAX = 10_000
 JSON_MAX_BYTES = 64 * 1024
@@ -318,3 +325,45 @@ class GrantSerializer(serializers.Serializer):
         if bool(attrs.get("user")) == bool(attrs.get("group")):
             raise serializers.ValidationError("Name exactly one of user or group.")
         return attrs
+
+
+class EvaluationUploadSerializer(serializers.Serializer):
+    file = serializers.FileField(help_text="A CSV file with a header row.")
+    label_column = CharField(max_length=128, default="y_true")
+    prediction_column = CharField(max_length=128, default="y_pred")
+    score_column = CharField(max_length=128, required=False, allow_blank=True, default="")
+    sensitive_features = CharField(
+        max_length=2000,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="Comma-separated column names, e.g. `sex,age_band`.",
+    )
+
+    def validate_sensitive_features(self, value: str) -> list[str]:
+        names = [name.strip() for name in value.split(",") if name.strip()]
+        if len(set(names)) != len(names):
+            raise serializers.ValidationError("A column is named twice.")
+        return names
+
+
+class EvaluationDataSerializer(serializers.ModelSerializer):
+    version = serializers.IntegerField(source="version.version")
+    uploaded_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = EvaluationData
+        fields = [
+            "id",
+            "version",
+            "rows",
+            "columns",
+            "sha256",
+            "size_bytes",
+            "label_column",
+            "prediction_column",
+            "score_column",
+            "sensitive_features",
+            "uploaded_by",
+            "uploaded_at",
+        ]

@@ -12,4 +12,9 @@ urlpatterns = [
         views.VersionDetailApi.as_view(),
         name="version-detail",
     ),
+    path(
+        "models/<str:name>/versions/<int:version>/evaluation/",
+        views.EvaluationUploadApi.as_view(),
+        name="evaluation-upload",
+    ),
 ]

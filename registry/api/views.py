@@ -2,12 +2,15 @@
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
+from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from registry import selectors, services
 from registry.api.serializers import (
+    EvaluationDataSerializer,
+    EvaluationUploadSerializer,
     GrantSerializer,
     ModelVersionInputSerializer,
     ModelVersionSerializer,
@@ -17,7 +20,8 @@ from registry.api.serializers import (
     RegisteredModelSerializer,
     RegisteredModelUpdateSerializer,
 )
-from registry.errors import InvalidInput
+from registry.errors import InvalidInput, RequestTooLarge
+from registry.evaluation import EvaluationSpec, max_bytes
 from registry.models import RiskTier, Stage
 
 
@@ -209,3 +213,38 @@ class ModelGrantsApi(APIView):
             actor=request.user, model=model, revoke=revoke, **serializer.validated_data
         )
         return Response({"grants": selectors.model_grants(model)})
+
+
+class EvaluationUploadApi(APIView):
+    parser_classes = [MultiPartParser]
+
+    @extend_schema(
+        operation_id="evaluation_upload",
+        request={"multipart/form-data": EvaluationUploadSerializer},
+        responses={201: EvaluationDataSerializer},
+        description="Upload a CSV of labels, predictions, optional scores and sensitive "
+        "features. Refused whole (nothing stored) when it is empty, binary, too large, "
+        "misses a column or holds a non-numeric label, prediction or score.",
+    )
+    def post(self, request, name: str, version: int):
+        # Refuse an oversized body before Django spools it to disk.
+        declared = request.META.get("CONTENT_LENGTH") or "0"
+        if declared.isdigit() and int(declared) > max_bytes() + 64 * 1024:
+            raise RequestTooLarge(f"Evaluation files are limited to {max_bytes()} bytes.")
+        model = selectors.registered_model_get(user=request.user, name=name)
+        found = selectors.model_version_get(user=request.user, model=model, version=version)
+        serializer = EvaluationUploadSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        evaluation = services.evaluation_upload(
+            actor=request.user,
+            version=found,
+            upload=data["file"],
+            spec=EvaluationSpec(
+                label_column=data["label_column"],
+                prediction_column=data["prediction_column"],
+                score_column=data["score_column"],
+                sensitive_features=data["sensitive_features"],
+            ),
+        )
+        return Response(EvaluationDataSerializer(evaluation).data, status=status.HTTP_201_CREATED)

@@ -1,7 +1,7 @@
 import pytest
 
 from audits.models import AuditEvent
-from tests.factories import make_model, make_version
+from tests.factories import make_evaluation, make_model, make_version
 
 
 class World:
@@ -20,7 +20,13 @@ class World:
         }
         self.api = {name: api_for(user) for name, user in self.users.items()}
         self.model = make_model(self.users["olivia"], "fraud")
-        self.versions = [make_version(self.users["ci"], self.model, seed=f"v{i}") for i in (1, 2)]
+        self.versions = [self.add_version(f"v{i}") for i in (1, 2)]
+
+    def add_version(self, seed, frame=None, **fields):
+        """A version of `fraud` with an evaluation set (fair and accurate by default)."""
+        version = make_version(self.users["ci"], self.model, seed=seed, **fields)
+        make_evaluation(self.users["ci"], version, frame)
+        return version
 
     def call(self, who: str, method: str, path: str, data=None, *, run_tasks: bool = True):
         """An HTTP call whose on-commit work (the checks) runs, as it would in production."""

@@ -1,13 +1,15 @@
 from datetime import timedelta
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
 from audits.models import AuditEvent
 from governance.models import Approval, Policy, PromotionRequest
 from governance.services import policy_update
 from registry.models import ModelVersion
-from tests.factories import make_model, make_version, version_payload
+from tests.evaluation_sets import binary_set, to_csv
+from tests.factories import make_evaluation, make_model, make_version, version_payload
 
 pytestmark = pytest.mark.django_db
 
@@ -18,12 +20,20 @@ def stages() -> dict[int, str]:
 
 def test_the_full_flow_through_the_api_with_rollback(world):
     ci = "ci"
-    assert (
-        world.call(ci, "post", "/api/v1/models/fraud/versions/", version_payload("v3")).json()[
-            "version"
-        ]
-        == 3
+    registered = world.call(
+        ci, "post", "/api/v1/models/fraud/versions/", version_payload("v3", metrics={})
     )
+    assert registered.json()["version"] == 3
+    upload = world.api[ci].post(
+        "/api/v1/models/fraud/versions/3/evaluation/",
+        {
+            "file": SimpleUploadedFile("eval.csv", to_csv(binary_set(seed=3))),
+            "score_column": "score",
+            "sensitive_features": "group,sex",
+        },
+        format="multipart",
+    )
+    assert upload.status_code == 201, upload.content
 
     first = world.request(version=1, justification="Initial release")
     assert world.act("rita", first["id"], "approve", "ok").json()["status"] == "promoted"
@@ -82,9 +92,13 @@ def test_the_request_exposes_the_contract_fields(world):
         "approved",
         "Checked the card",
     )
-    check = body["checks"][0]
-    assert {"name", "status", "summary", "results", "started_at", "finished_at"} <= set(check)
-    assert (check["name"], check["status"]) == ("integrity", "passed")
+    for check in body["checks"]:
+        assert {"name", "status", "summary", "results", "started_at", "finished_at"} <= set(check)
+    assert [(c["name"], c["status"]) for c in body["checks"]] == [
+        ("fairness", "passed"),
+        ("integrity", "passed"),
+        ("validation", "passed"),
+    ]
     assert body["decided_at"] is not None
 
 
@@ -210,7 +224,7 @@ def test_a_version_already_in_the_stage_is_409(world):
 
 def test_filters_and_awaiting_me(world):
     churn = make_model(world.users["olivia"], "churn")
-    make_version(world.users["ci"], churn, seed="churn-1")
+    make_evaluation(world.users["ci"], make_version(world.users["ci"], churn, seed="churn-1"))
     a = world.request(version=1)
     b = world.request(who="olivia", model="churn", version=1)
     world.act("rita", a["id"], "approve")

@@ -18,10 +18,15 @@ def test_setup_installs_the_default_policies(roles):
         for p in Policy.objects.all()
     }
     assert policies == {
-        "staging": ("staging", "", 0, {"integrity"}),
-        "production": ("production", "", 1, {"integrity"}),
-        "production-high": ("production", "high", 2, {"integrity"}),
-        "production-critical": ("production", "critical", 2, {"integrity"}),
+        "staging": ("staging", "", 0, {"integrity", "validation", "fairness"}),
+        "production": ("production", "", 1, {"integrity", "validation", "fairness"}),
+        "production-high": ("production", "high", 2, {"integrity", "validation", "fairness"}),
+        "production-critical": (
+            "production",
+            "critical",
+            2,
+            {"integrity", "validation", "fairness"},
+        ),
         "archive": ("archived", "", 0, set()),
     }
     assert AuditEvent.objects.filter(action="policy.created").count() == 5
@@ -39,9 +44,10 @@ def test_a_policy_naming_an_unknown_check_is_refused(roles):
         )
     assert "checks.vibes" in refused.value.errors
     policy = Policy.objects.get(name="staging")
+    checks = policy.checks
     with pytest.raises(InvalidInput):
         policy_update(actor=None, policy=policy, checks={"integrity": {"bogus": 1}})
-    assert Policy.objects.get(name="staging").checks == {"integrity": {}}
+    assert Policy.objects.get(name="staging").checks == checks
     assert not AuditEvent.objects.filter(action="policy.updated").exists()
 
 

@@ -15,7 +15,7 @@ from registry.models import ModelVersion
 
 pytestmark = pytest.mark.django_db
 
-CHECKS_PASS = [("check.started", None, None), ("check.passed", None, None)]
+CHECKS_PASS = [("check.started", None, None), ("check.passed", None, None)] * 3
 
 
 def test_checking_to_awaiting_approval(world):
@@ -45,17 +45,20 @@ def test_checking_to_promoted_when_no_approval_is_needed(world):
 
 def test_checking_to_checks_failed(world, settings, tmp_path):
     settings.ARTIFACT_ROOTS = [str(tmp_path)]
-    from tests.factories import make_version
-
-    make_version(world.users["ci"], world.model, seed="outside", artifact_uri="file:///etc/passwd")
+    world.add_version("outside", artifact_uri="file:///etc/passwd")
     start = world.mark()
     request = world.request(version=3)
     assert request["status"] == "checks_failed"
-    assert request["checks"][0]["status"] == "failed"
+    assert {c["name"]: c["status"] for c in request["checks"]} == {
+        "fairness": "passed",
+        "integrity": "failed",
+        "validation": "passed",
+    }
     assert world.events_since(start) == [
         ("promotion.requested", None, None),
         ("check.started", None, None),
         ("check.failed", None, None),
+        *CHECKS_PASS[:4],
         ("promotion.checks_failed", "checking", "checks_failed"),
     ]
 
@@ -72,15 +75,11 @@ def test_checking_to_cancelled(world):
 
 @pytest.fixture
 def failed(world, settings, tmp_path):
-    from tests.factories import make_version
-
     settings.ARTIFACT_ROOTS = [str(tmp_path)]
-    make_version(
-        world.users["ci"], world.model, seed="bad", artifact_uri=f"file://{tmp_path}/missing.bin"
-    )
+    world.add_version("bad", artifact_uri=f"file://{tmp_path}/missing.bin")
     request = world.request(version=3)
     assert request["status"] == "checks_failed"
-    assert request["checks"][0]["status"] == "error"
+    assert {c["name"]: c["status"] for c in request["checks"]}["integrity"] == "error"
     return request
 
 
@@ -92,7 +91,7 @@ def test_checks_failed_to_checking(world, failed):
     assert response.status_code == 200
     body = response.json()
     assert body["status"] == "checking"
-    assert [c["status"] for c in body["checks"]] == ["queued"]
+    assert [c["status"] for c in body["checks"]] == ["queued"] * 3
     assert world.events_since(start) == [("promotion.checks_rerun", "checks_failed", "checking")]
 
 
