@@ -93,7 +93,8 @@ class ModelVersion(models.Model):
 
 
 def evaluation_path(instance: "EvaluationData", filename: str) -> str:
-    return f"evaluation/{instance.version.model.name}/v{instance.version.version}/{instance.sha256}.csv"
+    version = instance.version
+    return f"evaluation/{version.model.name}/v{version.version}/{instance.sha256}.csv"
 
 
 class EvaluationData(models.Model):
