@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from django.conf import settings
 
-from registry.errors import InvalidInput
+from registry.errors import InvalidInput, RequestTooLarge
 
 SNIFF_BYTES = 64 * 1024
 
@@ -68,6 +68,8 @@ def _header(upload) -> list[str]:
         if exc.start < len(head) - 4:
             raise _bad("The file is not UTF-8 text.") from exc
         text = head[: exc.start].decode("utf-8-sig")
+    if text.lstrip()[:1] in ("{", "[", "<"):
+        raise _bad("The file looks like JSON or XML, not CSV.")
     first_line = text.splitlines()[0] if text.splitlines() else ""
     try:
         header = next(csv.reader([first_line]))
@@ -84,7 +86,7 @@ def _header(upload) -> list[str]:
 def parse_upload(upload, spec: EvaluationSpec) -> ParsedEvaluation:
     """Validate an uploaded CSV against `spec`; raise InvalidInput with field errors."""
     if upload.size > max_bytes():
-        raise _bad(f"The file is larger than {max_bytes()} bytes.")
+        raise RequestTooLarge(f"The file is larger than {max_bytes()} bytes.")
     header = _header(upload)
     missing = {
         name: [f"Column {column!r} is not in the file (columns: {', '.join(header)})."]
