@@ -562,6 +562,7 @@ def check_runs_sweep(*, now=None) -> dict[str, int]:
             created_at__lt=deadline,
         )
         .values_list("request_id", flat=True)
+        .order_by()
         .distinct()
     )
     for request_id in list(late):

@@ -80,7 +80,7 @@ BAD = [
     (b"y_true,y_pred,group\n1,1,a\n0,,b\n", "prediction_column"),
     (b"y_true,y_pred,group\n1,1,a\n0\n", "prediction_column"),
     (b"\xff\xfe\xfdnot utf8,y_pred\n1,1\n", "file"),
-    (b"{\"y_true\": [1, 0], \"y_pred\": [1, 0]}", "file"),
+    (b'{"y_true": [1, 0], "y_pred": [1, 0]}', "file"),
 ]
 
 
@@ -126,4 +126,7 @@ def test_who_may_upload(ci_api, make_user, api_for):
     assert upload(api_for(make_user("oscar", "owner")), content).status_code == 403
     assert upload(api_for(None), content).status_code == 401
     owner = api_for(make_user("olivia-2", "owner"))
-    assert owner.post("/api/v1/models/nope/versions/1/evaluation/", {}, format="multipart").status_code == 404
+    assert (
+        owner.post("/api/v1/models/nope/versions/1/evaluation/", {}, format="multipart").status_code
+        == 404
+    )
