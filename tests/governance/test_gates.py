@@ -13,7 +13,7 @@ from fairlearn.metrics import (
 )
 from sklearn import metrics as skm
 
-from governance.checks import fairness, validation, validate_policy_checks
+from governance.checks import fairness, validate_policy_checks, validation
 from tests.evaluation_sets import binary_set
 from tests.factories import make_evaluation, make_model, make_version
 

@@ -59,7 +59,8 @@ def test_an_upload_answers_a_summary_and_is_audited(ci_api, media):
         body["sha256"],
     )
     [path] = stored_files(media)
-    assert open(path, "rb").read() == content
+    with open(path, "rb") as stored:
+        assert stored.read() == content
 
 
 def test_custom_column_names(ci_api):
