@@ -10,8 +10,9 @@ and one persistent connection per concurrent client, and reports:
 - the median (p50) and 95th percentile (p95) latency of one registration,
 - for modelgov: the SQL queries one registration runs (counted in-process with
   Django's CaptureQueriesContext around one request through DRF's APIClient) and,
-  when PostgreSQL preloads pg_stat_statements, every statement the server saw
-  during the concurrency-1 batch divided by N (BEGIN and COMMIT included),
+  when PostgreSQL preloads pg_stat_statements, every statement PostgreSQL ran in
+  the modelgov database during the first batch divided by N (BEGIN and COMMIT,
+  Django's connection health check and foreign-key checks included),
 - whether every response was a success, whether each model holds versions 1..N
   with no gap, and whether `manage.py verify_audit` finds the audit chain intact.
 
@@ -19,9 +20,15 @@ Before the measured batches each service gets a short warm-up on a separate
 model, so that lazy imports and first connections are not counted.
 
 modelgov runs under gunicorn (config.wsgi) with DEBUG=false; MLflow runs as
-`mlflow server` (uvicorn) from its own virtual environment in
-.bench/mlflow-venv, created and filled with a pinned MLflow on first use.
-Server logs are written to .bench/.
+`mlflow server` (uvicorn, its default 4 workers) from its own virtual
+environment in .bench/mlflow-venv, created and filled with a pinned MLflow on
+first use. Server logs are written to .bench/.
+
+The default gunicorn setting is 2 sync workers, one per core of the 2-core
+machine it was tuned on. It registered fastest at concurrency 8 of 2, 3 and 4
+sync workers and gthread with 2 or 4 threads: registrations of one model queue
+on that model's row lock, and more processes than cores only preempt the one
+holding it. --workers and --threads change it.
 
 Run from the repository root:
 
@@ -79,7 +86,8 @@ assert first.status_code == 201, first.content
 with CaptureQueriesContext(connection) as queries:
     second = client.post(url, {**body, "artifact_sha256": "b" * 64}, format="json")
 assert second.status_code == 201, second.content
-print(len(queries.captured_queries))
+statements = [q["sql"] for q in queries.captured_queries]
+print(len(statements), sum(sql in ("BEGIN", "COMMIT") for sql in statements))
 """
 
 
@@ -252,6 +260,20 @@ def manage_ok(env: dict[str, str], *args: str) -> str:
     return result.stdout
 
 
+def source_revision() -> str:
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+
+    try:
+        head = git("rev-parse", "--short", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+    return f"{head} with uncommitted changes" if dirty else head
+
+
 def preloaded_libraries(server: str) -> str:
     with psycopg.connect(database_url(server, "postgres")) as conn:
         return conn.execute("SHOW shared_preload_libraries").fetchone()[0]
@@ -334,8 +356,14 @@ def bench_modelgov(args, levels: list[int], report: dict) -> list[Batch]:
 
     gunicorn_options = ["--workers", str(args.workers)]
     if args.threads > 1:
-        gunicorn_options += ["--worker-class", "gthread", "--threads", str(args.threads)]
-    gunicorn_options += ["--keep-alive", str(args.keep_alive)]
+        gunicorn_options += [
+            "--worker-class",
+            "gthread",
+            "--threads",
+            str(args.threads),
+            "--keep-alive",
+            str(args.keep_alive),
+        ]
     report["gunicorn"] = " ".join(["gunicorn config.wsgi", *gunicorn_options])
 
     port = free_port()
@@ -394,9 +422,11 @@ def bench_modelgov(args, levels: list[int], report: dict) -> list[Batch]:
         {**env, "BENCH_TOKEN": token}, "shell", "--no-imports", "-c", QUERY_COUNT_SNIPPET
     )
     if queries.returncode == 0:
-        report["queries"] = queries.stdout.strip().splitlines()[-1]
+        total, control = queries.stdout.split()[-2:]
+        report["queries"] = int(total)
+        report["queries_detail"] = f"{total} ({int(total) - int(control)} + {control} BEGIN/COMMIT)"
     else:
-        report["queries"] = f"failed: {queries.stderr.strip()[-500:]}"
+        report["queries_detail"] = f"failed: {queries.stderr.strip()[-500:]}"
 
     audit = manage(env, "verify_audit")
     report["audit_ok"] = audit.returncode == 0
@@ -428,6 +458,10 @@ def bench_mlflow(args, levels: list[int], report: dict) -> list[Batch]:
     recreate_database(args.postgres, MLFLOW_DB)
     artifacts = BENCH_DIR / "mlflow-artifacts"
     artifacts.mkdir(parents=True, exist_ok=True)
+    # SQLAlchemy 2.1 maps postgresql:// to psycopg 3; the venv has psycopg2.
+    backend_uri = database_url(args.postgres, MLFLOW_DB).replace(
+        "postgresql://", "postgresql+psycopg2://", 1
+    )
     port = free_port()
     options = ["--workers", str(args.mlflow_workers)]
     report["mlflow"] = f"MLflow {MLFLOW_VERSION}: mlflow server (uvicorn) {' '.join(options)}"
@@ -437,7 +471,7 @@ def bench_mlflow(args, levels: list[int], report: dict) -> list[Batch]:
             str(mlflow),
             "server",
             "--backend-store-uri",
-            database_url(args.postgres, MLFLOW_DB),
+            backend_uri,
             "--default-artifact-root",
             artifacts.as_uri(),
             "--host",
@@ -482,9 +516,11 @@ def bench_mlflow(args, levels: list[int], report: dict) -> list[Batch]:
     return batches
 
 
-def print_report(args, levels, modelgov: list[Batch], mlflow: list[Batch], report: dict) -> bool:
+def print_report(args, modelgov: list[Batch], mlflow: list[Batch], report: dict) -> bool:
     print()
     print(f"Registering {args.versions} versions per concurrency level (one model each)")
+    print(f"modelgov revision: {report['revision']}")
+    print(f"Load average before the run: {report['load']}")
     print()
     header = (
         f"{'clients':>7}  {'modelgov v/s':>12} {'p50 ms':>7} {'p95 ms':>7}"
@@ -509,7 +545,7 @@ def print_report(args, levels, modelgov: list[Batch], mlflow: list[Batch], repor
     print(f"modelgov server:  {report['gunicorn']}")
     if "mlflow" in report:
         print(f"MLflow server:    {report['mlflow']}")
-    print(f"SQL queries per registration (Django, one request): {report.get('queries')}")
+    print(f"SQL queries per registration (Django, one request): {report['queries_detail']}")
     print(f"SQL statements per registration (pg_stat_statements): {report.get('statements')}")
     for model, verdict in report.get("versions", []):
         print(f"Versions of {model}: {verdict}")
@@ -525,7 +561,7 @@ def print_report(args, levels, modelgov: list[Batch], mlflow: list[Batch], repor
                 f"{batch.system} at concurrency {batch.concurrency}: "
                 f"{len(batch.failures)} failed requests, first: {batch.failures[0]}"
             )
-    if not report.get("queries", "").isdigit():
+    if "queries" not in report:
         ok = False
     print()
     print("All checks passed." if ok else "SOME CHECKS FAILED.")
@@ -538,11 +574,13 @@ def parse_args():
     parser.add_argument(
         "--concurrency", default="1,8", help="comma-separated client counts (default 1,8)"
     )
-    parser.add_argument("--workers", type=int, default=4, help="gunicorn worker processes")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
     parser.add_argument(
         "--threads", type=int, default=1, help="threads per gunicorn worker; >1 uses gthread"
     )
-    parser.add_argument("--keep-alive", type=int, default=5, help="gunicorn keep-alive seconds")
+    parser.add_argument(
+        "--keep-alive", type=int, default=5, help="gunicorn keep-alive seconds (gthread only)"
+    )
     parser.add_argument("--mlflow-workers", type=int, default=4, help="mlflow server --workers")
     parser.add_argument("--skip-mlflow", action="store_true", help="measure modelgov only")
     parser.add_argument(
@@ -561,14 +599,17 @@ def main() -> int:
     args = parse_args()
     BENCH_DIR.mkdir(exist_ok=True)
     started = time.perf_counter()
-    report: dict = {}
+    report: dict = {
+        "revision": source_revision(),
+        "load": " ".join(f"{value:.2f}" for value in os.getloadavg()),
+    }
     print(f"modelgov: {args.versions} versions at concurrency {args.concurrency} ...", flush=True)
     modelgov = bench_modelgov(args, args.levels, report)
     mlflow: list[Batch] = []
     if not args.skip_mlflow:
         print(f"MLflow: {args.versions} versions at concurrency {args.concurrency} ...", flush=True)
         mlflow = bench_mlflow(args, args.levels, report)
-    ok = print_report(args, args.levels, modelgov, mlflow, report)
+    ok = print_report(args, modelgov, mlflow, report)
     print(f"Total time: {time.perf_counter() - started:.0f}s")
     return 0 if ok else 1
 

@@ -95,7 +95,8 @@ def _start_checks(request: PromotionRequest, *, actor) -> list[CheckRun]:
         CheckRun.objects.create(
             request=request, round=request.check_round, name=name, settings=settings
         )
-        for name, settings in request.policy_snapshot["checks"].items()
+        # Sorted: PostgreSQL's jsonb does not keep the policy's key order.
+        for name, settings in sorted(request.policy_snapshot["checks"].items())
     ]
     for run in runs:
         _dispatch(run)
