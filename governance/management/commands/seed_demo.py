@@ -1,6 +1,10 @@
 import hashlib
 import secrets
 
+import numpy as np
+import pandas as pd
+from django.core.files.uploadedfile import SimpleUploadedFile
+
 from django.core.management.base import BaseCommand
 
 from audits.context import audit_context
@@ -14,8 +18,9 @@ from governance.services import (
     token_create,
     user_upsert,
 )
+from registry.evaluation import EvaluationSpec
 from registry.models import RegisteredModel
-from registry.services import model_version_register, registered_model_create
+from registry.services import evaluation_upload, model_version_register, registered_model_create
 
 USERS = [
     ("olivia", ["owner"]),
@@ -44,8 +49,8 @@ MODELS = [
             "contacts": ["lending-ml@example.com"],
         },
         "versions": [
-            {"framework": "xgboost", "metrics": {"roc_auc": 0.861, "f1": 0.702}},
-            {"framework": "xgboost", "metrics": {"roc_auc": 0.874, "f1": 0.715}},
+            {"framework": "xgboost", "metrics": {"accuracy": 0.85}},
+            {"framework": "xgboost", "metrics": {"accuracy": 0.86}},
         ],
     },
     {
@@ -60,11 +65,29 @@ MODELS = [
             "contacts": ["growth-ds@example.com"],
         },
         "versions": [
-            {"framework": "sklearn", "metrics": {"accuracy": 0.83, "f1": 0.61}},
-            {"framework": "sklearn", "metrics": {"accuracy": 0.85, "f1": 0.64}},
+            {"framework": "sklearn", "metrics": {"accuracy": 0.85}},
+            {"framework": "sklearn", "metrics": {"accuracy": 0.86}},
         ],
     },
 ]
+
+
+def demo_evaluation(*, seed: int, accuracy: float, rows: int = 2000) -> SimpleUploadedFile:
+    """A synthetic, fair evaluation set: labels, predictions, scores, two sensitive features."""
+    rng = np.random.default_rng(seed)
+    y_pred = (rng.random(rows) < 0.45).astype(int)
+    y_true = np.where(rng.random(rows) < accuracy, y_pred, 1 - y_pred)
+    noise = rng.random(rows) * 0.5
+    frame = pd.DataFrame(
+        {
+            "y_true": y_true,
+            "y_pred": y_pred,
+            "score": np.round(np.where(y_pred == 1, 0.5 + noise, 0.5 - noise), 4),
+            "sex": rng.choice(["female", "male"], size=rows),
+            "age_band": rng.choice(["18-29", "30-44", "45-64", "65+"], size=rows),
+        }
+    )
+    return SimpleUploadedFile("evaluation.csv", frame.to_csv(index=False).encode(), "text/csv")
 
 
 class Command(BaseCommand):
@@ -93,7 +116,7 @@ class Command(BaseCommand):
                     )
                 for number, version in enumerate(spec["versions"], start=1):
                     digest = hashlib.sha256(f"{spec['name']}-{number}".encode()).hexdigest()
-                    model_version_register(
+                    registered, created = model_version_register(
                         actor=users["ci-bot"],
                         model=model,
                         artifact_uri=f"s3://models/{spec['name']}/{number}/model.bin",
@@ -107,6 +130,17 @@ class Command(BaseCommand):
                         },
                         **version,
                     )
+                    if created:
+                        evaluation_upload(
+                            actor=users["ci-bot"],
+                            version=registered,
+                            upload=demo_evaluation(
+                                seed=number, accuracy=version["metrics"]["accuracy"]
+                            ),
+                            spec=EvaluationSpec(
+                                score_column="score", sensitive_features=["sex", "age_band"]
+                            ),
+                        )
             if not PromotionRequest.objects.exists():
                 self._promotions(users)
             _, token = token_create(actor=None, user=users["ci-bot"], name="demo")
