@@ -400,6 +400,28 @@ def check_run_start(*, check_run_id: int) -> CheckRun | None:
     return run
 
 
+def _store_verdict(run: CheckRun, request: PromotionRequest, result: CheckResult) -> None:
+    run.status = result.status
+    run.summary = result.summary
+    run.results = result.results
+    run.finished_at = timezone.now()
+    run.save(update_fields=["status", "summary", "results", "finished_at"])
+    record(
+        actor=None,
+        action=f"check.{result.status}",
+        obj=run,
+        object_type="check_run",
+        model=request.model.name,
+        data={
+            "check": run.name,
+            "promotion_request": request.pk,
+            "round": run.round,
+            "summary": result.summary,
+            "results": result.results,
+        },
+    )
+
+
 def check_run_finish(*, check_run_id: int, result: CheckResult) -> CheckRun | None:
     """Store a check's verdict, then, when it was the round's last, decide the request."""
     with transaction.atomic():
@@ -410,25 +432,7 @@ def check_run_finish(*, check_run_id: int, result: CheckResult) -> CheckRun | No
         run = CheckRun.objects.select_for_update().get(pk=check_run_id)
         if run.status != CheckStatus.RUNNING:
             return None
-        run.status = result.status
-        run.summary = result.summary
-        run.results = result.results
-        run.finished_at = timezone.now()
-        run.save(update_fields=["status", "summary", "results", "finished_at"])
-        record(
-            actor=None,
-            action=f"check.{result.status}",
-            obj=run,
-            object_type="check_run",
-            model=request.model.name,
-            data={
-                "check": run.name,
-                "promotion_request": request.pk,
-                "round": run.round,
-                "summary": result.summary,
-                "results": result.results,
-            },
-        )
+        _store_verdict(run, request, result)
         if request.status == Status.CHECKING and run.round == request.check_round:
             _decide_checks(request)
     return run
@@ -583,22 +587,5 @@ def check_request_expire(*, request_id: int) -> None:
         )
         summary = f"The check did not finish within {settings.CHECK_DEADLINE} seconds."
         for run in unfinished:
-            run.status = CheckStatus.ERROR
-            run.summary = summary
-            run.finished_at = timezone.now()
-            run.save(update_fields=["status", "summary", "finished_at"])
-            record(
-                actor=None,
-                action="check.error",
-                obj=run,
-                object_type="check_run",
-                model=request.model.name,
-                data={
-                    "check": run.name,
-                    "promotion_request": request.pk,
-                    "round": run.round,
-                    "summary": summary,
-                    "results": {},
-                },
-            )
+            _store_verdict(run, request, CheckResult(ERROR, summary))
         _decide_checks(request)
