@@ -6,7 +6,6 @@ an empty or binary file, a missing column or a non-numeric label is refused whol
 
 import csv
 import hashlib
-import io
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -146,7 +145,7 @@ def load_frame(evaluation) -> pd.DataFrame:
     dtypes.update(dict.fromkeys(spec.sensitive_features, "str"))
     with evaluation.file.open("rb") as handle:
         return pd.read_csv(
-            io.BufferedReader(handle) if not hasattr(handle, "peek") else handle,
+            handle,
             usecols=spec.needed,
             dtype=dtypes,
             skipinitialspace=True,
