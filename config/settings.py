@@ -4,6 +4,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -182,6 +183,20 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
+
+# --- Compliance: audit exports, signing and checkpoints ---
+# The function that names the models an owner may read the audit events of: audits
+# knows no other app, so the one that knows ownership is named here.
+AUDIT_MODEL_SCOPE = "governance.audit_scope.owned_model_names"
+# A PDF report is built in memory; larger selections export as jsonl or csv.
+AUDIT_PDF_MAX_EVENTS = int(os.environ.get("AUDIT_PDF_MAX_EVENTS", "20000"))
+CELERY_BEAT_SCHEDULE = {
+    "audit-checkpoint-hourly": {
+        "task": "audits.tasks.audit_checkpoint",
+        "schedule": crontab(minute=0),
+    },
+}
+# --- end Compliance ---
 
 LOGGING = {
     "version": 1,
