@@ -59,7 +59,9 @@ def event_queryset(
     return queryset
 
 
-def event_rows(queryset: QuerySet[AuditEvent], *, batch_size: int = 2000) -> Iterator[list[tuple]]:
+def event_rows(
+    queryset: QuerySet[AuditEvent], *, batch_size: int = 2000, server_side: bool = True
+) -> Iterator[list[tuple]]:
     """Batches of rows in COLUMNS order, in the queryset's order (seq when it has none):
     occurred_at already in the export's
     text form and data as the database's own JSON text (parsing and re-serialising every
@@ -68,7 +70,8 @@ def event_rows(queryset: QuerySet[AuditEvent], *, batch_size: int = 2000) -> Ite
     Rows come from a server-side cursor, so memory stays flat whatever the count; on
     PostgreSQL the cursor lives in a transaction, since outside one Django declares it
     WITH HOLD and the server materialises the whole result before the first row. SQLite
-    reads lazily without one, and a transaction there would hold the write lock."""
+    reads lazily without one, and a transaction there would hold the write lock. A
+    short read (a page) passes server_side=False and needs neither."""
     if not queryset.ordered:
         queryset = queryset.order_by("seq")
     rows = queryset.annotate(
@@ -76,6 +79,11 @@ def event_rows(queryset: QuerySet[AuditEvent], *, batch_size: int = 2000) -> Ite
     ).values_list(*[_select(name) for name in COLUMNS])
     connection = connections[queryset.db]
     sql, params = rows.query.get_compiler(connection=connection).as_sql()
+    if not server_side:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            yield cursor.fetchall()
+        return
     in_transaction = (
         transaction.atomic(using=queryset.db)
         if connection.vendor == "postgresql"
@@ -92,12 +100,15 @@ def _select(name: str) -> str:
 
 
 def event_dicts(
-    queryset: QuerySet[AuditEvent] | None = None, *, chunk_size: int = 2000
+    queryset: QuerySet[AuditEvent] | None = None,
+    *,
+    chunk_size: int = 2000,
+    server_side: bool = True,
 ) -> Iterator[dict]:
     """Events as the export's dicts (body, prev_hash, hash), oldest first, streamed."""
     queryset = AuditEvent.objects.all() if queryset is None else queryset
     loads = json.loads
-    for batch in event_rows(queryset, batch_size=chunk_size):
+    for batch in event_rows(queryset, batch_size=chunk_size, server_side=server_side):
         for row in batch:
             event = dict(zip(COLUMNS, row, strict=True))
             event["data"] = loads(row[DATA])
@@ -143,14 +154,15 @@ def event_page(
     the cursor's other side."""
     count = queryset.count()
     if before is not None:
-        window = list(event_dicts(queryset.filter(seq__lt=before).order_by("-seq")[: size + 1]))
+        earlier = queryset.filter(seq__lt=before).order_by("-seq")[: size + 1]
+        window = list(event_dicts(earlier, server_side=False))
         window.sort(key=lambda event: event["seq"])
         has_previous = len(window) > size
         events = window[-size:] if has_previous else window
         has_next = queryset.filter(seq__gte=before).exists()
         return EventPage(events, count, has_next, has_previous)
     start = after or 0
-    window = list(event_dicts(queryset.filter(seq__gt=start)[: size + 1]))
+    window = list(event_dicts(queryset.filter(seq__gt=start)[: size + 1], server_side=False))
     has_next = len(window) > size
     has_previous = bool(start) and queryset.filter(seq__lte=start).exists()
     return EventPage(window[:size], count, has_next, has_previous)
