@@ -36,10 +36,12 @@ from audits.chain import format_time
 _STYLES = getSampleStyleSheet()
 BODY = ParagraphStyle("body", parent=_STYLES["BodyText"], fontSize=9, leading=11.5)
 SMALL = ParagraphStyle("small", parent=BODY, fontSize=7.5, leading=9.5, alignment=TA_LEFT)
+TIME = ParagraphStyle("time", parent=SMALL, fontSize=7, leading=9)
 MONO = ParagraphStyle("mono", parent=SMALL, fontName="Courier", fontSize=7.5, leading=9.5)
 H1 = ParagraphStyle("h1", parent=_STYLES["Title"], fontSize=18, leading=22, alignment=TA_LEFT)
 H2 = ParagraphStyle("h2", parent=_STYLES["Heading2"], fontSize=13, leading=16, spaceBefore=10)
 H3 = ParagraphStyle("h3", parent=_STYLES["Heading3"], fontSize=10.5, leading=13, spaceBefore=8)
+LABEL = ParagraphStyle("label", parent=BODY, fontName="Helvetica-Bold")
 NOTE = ParagraphStyle("note", parent=SMALL, textColor=colors.HexColor("#444444"))
 
 GRID = TableStyle(
@@ -261,8 +263,10 @@ def build_report(
         )
         canvas.restoreState()
 
+    models = collect(events)
     story = _cover(events, filters, head, events_sha256, exported_by, generated_at, scope)
-    for model in collect(events).values():
+    story += _summary(models)
+    for model in models.values():
         story += [PageBreak(), *_model_section(model)]
     story += [PageBreak(), *_events_section(events)]
     document.build(story, onFirstPage=footer, onLaterPages=footer)
@@ -323,6 +327,39 @@ def _cover(events, filters, head, events_sha256, exported_by, generated_at, scop
     ]
 
 
+def _summary(models: dict[str, Model]) -> list:
+    if not models:
+        return [Spacer(1, 4 * mm), p("No model's events in this selection.", NOTE)]
+    rows = []
+    for model in models.values():
+        # A version's stage is where its last recorded move took it.
+        production = [
+            f"v{number}"
+            for number, version in model.versions.items()
+            if version.stages and version.stages[-1][2] == "production"
+        ]
+        outcomes: dict[str, int] = {}
+        for request in model.requests.values():
+            outcomes[request.outcome] = outcomes.get(request.outcome, 0) + 1
+        rows.append(
+            [
+                p(model.name, BODY),
+                model.risk_tier,
+                len(model.versions),
+                ", ".join(production) or "none",
+                ", ".join(f"{n} {outcome}" for outcome, n in sorted(outcomes.items())) or "none",
+            ]
+        )
+    return [
+        Paragraph("Models in this report", H3),
+        _grid(
+            ["Model", "Risk tier", "Versions", "In production", "Promotion requests"],
+            rows,
+            [50 * mm, 20 * mm, 18 * mm, 24 * mm, WIDTH - 112 * mm],
+        ),
+    ]
+
+
 def _model_section(model: Model) -> list:
     story: list = [Paragraph(f"Model {escape(model.name)}", H2)]
     story.append(
@@ -359,7 +396,7 @@ def _model_section(model: Model) -> list:
             rows.append(
                 [
                     p(f"v{number}", BODY),
-                    lines(version.registered_at, version.registered_by),
+                    lines(version.registered_at, version.registered_by, style=TIME),
                     p(version.artifact_sha256, MONO),
                     figures(version.metrics) if version.metrics else "",
                     history or "none",
@@ -369,7 +406,7 @@ def _model_section(model: Model) -> list:
             _grid(
                 ["Version", "Registered", "Artifact sha256", "Metrics", "Stage history"],
                 rows,
-                [14 * mm, 32 * mm, 40 * mm, 38 * mm, WIDTH - 124 * mm],
+                [12 * mm, 40 * mm, 40 * mm, 36 * mm, WIDTH - 128 * mm],
             )
         )
     else:
@@ -415,7 +452,7 @@ def _request_section(model: Model, request: Request) -> list:
                     [c.name, c.round, c.verdict, c.summary, p(figures(c.results), MONO)]
                     for c in request.checks.values()
                 ],
-                [22 * mm, 12 * mm, 16 * mm, 45 * mm, WIDTH - 95 * mm],
+                [22 * mm, 11 * mm, 15 * mm, 45 * mm, WIDTH - 93 * mm],
             )
         )
         story.append(Spacer(1, 2 * mm))
@@ -423,8 +460,8 @@ def _request_section(model: Model, request: Request) -> list:
         story.append(
             _grid(
                 ["Reviewer", "Decision", "At", "Comment"],
-                [[d.reviewer, d.decision, d.at, d.comment] for d in request.decisions],
-                [30 * mm, 20 * mm, 38 * mm, WIDTH - 88 * mm],
+                [[d.reviewer, d.decision, p(d.at, TIME), d.comment] for d in request.decisions],
+                [28 * mm, 18 * mm, 40 * mm, WIDTH - 86 * mm],
             )
         )
     else:
@@ -433,8 +470,8 @@ def _request_section(model: Model, request: Request) -> list:
     story.append(
         _grid(
             ["At", "Event", "By", "Reason"],
-            [list(step) for step in request.history],
-            [38 * mm, 38 * mm, 26 * mm, WIDTH - 102 * mm],
+            [[p(at, TIME), action, actor, reason] for at, action, actor, reason in request.history],
+            [40 * mm, 40 * mm, 24 * mm, WIDTH - 104 * mm],
         )
     )
     return story
@@ -444,11 +481,11 @@ def _events_section(events: list[dict]) -> list:
     rows = [
         [
             e["seq"],
-            e["occurred_at"],
+            p(e["occurred_at"], TIME),
             e["actor"],
             e["action"],
             e["object_repr"],
-            p(e["hash"][:16], MONO),
+            p(e["hash"][:12], MONO),
         ]
         for e in events
     ]
@@ -459,7 +496,7 @@ def _events_section(events: list[dict]) -> list:
         _grid(
             ["Seq", "Occurred (UTC)", "Actor", "Action", "Object", "Hash"],
             rows,
-            [14 * mm, 36 * mm, 24 * mm, 38 * mm, WIDTH - 142 * mm, 30 * mm],
+            [12 * mm, 40 * mm, 22 * mm, 40 * mm, WIDTH - 138 * mm, 24 * mm],
             cls=LongTable,
         ),
     ]

@@ -31,9 +31,7 @@ CASES = [
 
 
 @pytest.mark.parametrize(("query", "seqs"), CASES)
-def test_a_filtered_jsonl_export_holds_exactly_the_filtered_events(
-    known_log, reader, query, seqs
-):
+def test_a_filtered_jsonl_export_holds_exactly_the_filtered_events(known_log, reader, query, seqs):
     body = download(reader.get(f"/api/v1/audit/export/?format=jsonl&{query}"))
     expected = [json.dumps(known_log[s - 1], ensure_ascii=False) + "\n" for s in seqs]
     assert body.decode("utf-8") == "".join(expected)

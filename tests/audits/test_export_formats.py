@@ -30,8 +30,9 @@ def test_the_jsonl_export_is_one_contract_object_per_line(known_log, reader):
         '"data": {"comment": "Looks \\"good\\", ship it", "promotion_request": 3}, '
         f'"request_id": "req-3", "ip": "10.0.0.3", "prev_hash": "{h[1]}", "hash": "{h[2]}"}}'
     )
-    assert lines[3].endswith(f'"request_id": null, "ip": null, "prev_hash": "{h[2]}", '
-                             f'"hash": "{h[3]}"}}')
+    assert lines[3].endswith(
+        f'"request_id": null, "ip": null, "prev_hash": "{h[2]}", "hash": "{h[3]}"}}'
+    )
 
 
 def test_the_csv_export_has_a_header_and_one_row_per_event(known_log, reader):

@@ -54,7 +54,9 @@ def test_ci_and_reviewers_get_403_on_the_audit_trail_and_its_exports(people, who
     assert AuditEvent.objects.count() == before  # a refusal exports nothing
 
 
-@pytest.mark.parametrize("path", [*AUDIT_READS, "/api/v1/audit/exports/00000000-0000-4000-8000-000000000000/manifest/"])
+@pytest.mark.parametrize(
+    "path", [*AUDIT_READS, "/api/v1/audit/exports/00000000-0000-4000-8000-000000000000/manifest/"]
+)
 def test_anonymous_callers_get_401(people, api_for, path):
     assert api_for(None).get(path).status_code == 401
 

@@ -77,9 +77,8 @@ def test_a_tampered_export_names_the_first_bad_seq(exported, tamper, bad_seq):
     assert message.startswith(f"TAMPERED: first bad seq {bad_seq} in {path}: ")
 
 
-def test_it_needs_no_database(exported):
-    lines, path = exported
-    write(path, lines)
+def verify_offline(path) -> subprocess.CompletedProcess:
+    """manage.py verify_audit --file in a process whose database does not exist."""
     env = {
         **os.environ,
         # Nothing listens there: any attempt to connect would fail the command.
@@ -87,24 +86,19 @@ def test_it_needs_no_database(exported):
         "REDIS_URL": "",
         "CELERY_BROKER_URL": "",
     }
-    result = subprocess.run(
-        [sys.executable, "manage.py", "verify_audit", "--file", str(path)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
+    command = [sys.executable, "manage.py", "verify_audit", "--file", str(path)]
+    return subprocess.run(  # noqa: S603 - this interpreter and manage.py, fixed arguments
+        command, cwd=ROOT, env=env, capture_output=True, text=True, check=False
     )
+
+
+def test_it_needs_no_database(exported):
+    lines, path = exported
+    write(path, lines)
+    result = verify_offline(path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("OK: 5 events in")
     write(path, _edited(lines))
-    result = subprocess.run(
-        [sys.executable, "manage.py", "verify_audit", "--file", str(path)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = verify_offline(path)
     assert result.returncode == 1
     assert "first bad seq 3" in result.stderr
