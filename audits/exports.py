@@ -116,7 +116,13 @@ class ExportStream:
             # Close the source first: its read transaction must end before the
             # export is recorded in a transaction of its own.
             getattr(chunks, "close", lambda: None)()
-            self._record(rows, first_seq, last_seq, digest.hexdigest(), complete)
+            try:
+                self._record(rows, first_seq, last_seq, digest.hexdigest(), complete)
+            except Exception:
+                # A server closing an abandoned response swallows what its closers
+                # raise; an export that could not be recorded must not pass unnoticed.
+                logger.exception("Export %s could not be recorded", self.export_id)
+                raise
 
     def _record(self, rows, first_seq, last_seq, sha256, complete) -> None:
         from audits.services import audit_export_create
