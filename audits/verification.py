@@ -232,6 +232,8 @@ def checkpoint_findings(
         if key is None or (current_key_id and checkpoint.get("key_id") != current_key_id):
             pinned = None  # an earlier key: the checkpoint can only vouch for itself
         signed, who = verify_document(checkpoint, public_key_pem=pinned)
+        if pinned is None:
+            who += " (checked with the key it carries, not one you gave)"
         if not signed:
             findings.append(
                 Finding(f"The checkpoint at seq {seq} ({at}) is not validly signed: {who}.", False)

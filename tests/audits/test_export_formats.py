@@ -8,6 +8,7 @@ import json
 
 import pytest
 
+from audits.exports import csv_text
 from audits.models import AuditEvent, AuditExport
 from tests.audits.conftest import GENESIS, download
 
@@ -134,3 +135,29 @@ def test_an_empty_selection_exports_an_empty_file_and_a_lone_header(known_log, r
         ("jsonl", 0, None),
         ("csv", 0, None),
     ]
+
+
+def test_the_csv_writer_agrees_with_pythons_csv_module():
+    tricky = [
+        "plain",
+        "",
+        None,
+        "a,b",
+        'say "hi"',
+        "two\nlines",
+        "carriage\rreturn",
+        "crlf\r\n",
+        " padded ",
+        "ünïcode → «»",
+        '{"k": "v, w"}',
+        "'",
+        "\t",
+        "=1+1",
+    ]
+    rows = [
+        (seq, *(tricky[(seq + i) % len(tricky)] for i in range(13)))
+        for seq in range(1, len(tricky) + 1)
+    ]
+    expected = io.StringIO()
+    csv.writer(expected).writerows(rows)
+    assert csv_text(rows) == expected.getvalue()
