@@ -5,6 +5,7 @@ import threading
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 
+from django.core.exceptions import EmptyResultSet
 from django.db import NotSupportedError, connections, transaction
 from django.db.models import Func, QuerySet, TextField
 from django.db.models.functions import Cast
@@ -80,7 +81,10 @@ def event_rows(
         _at=ExportTime("occurred_at"), _data=Cast("data", TextField())
     ).values_list(*[_select(name) for name in COLUMNS])
     connection = connections[queryset.db]
-    sql, params = rows.query.get_compiler(connection=connection).as_sql()
+    try:
+        sql, params = rows.query.get_compiler(connection=connection).as_sql()
+    except EmptyResultSet:  # e.g. model__in=[]: an owner of no model
+        return
     if not server_side:
         with connection.cursor() as cursor:
             cursor.execute(sql, params)

@@ -167,24 +167,24 @@ class AuditExportApi(APIView):
     def get(self, request):
         scope = audit_scope(request.user)
         filters = EventFilters.from_query(request.query_params)
-        format = request.query_params.get("format") or "jsonl"
-        if format not in FORMATS:
+        export_format = request.query_params.get("format") or "jsonl"
+        if export_format not in FORMATS:
             raise ValidationError({"format": [f"One of: {', '.join(FORMATS)}."]})
         head = chain_head()
         queryset = event_queryset(filters=filters, models=scope, upto_seq=head[0])
         asked = filters.as_dict()
         stream = ExportStream(
-            actor=request.user, kind=KIND_EVENTS, format=format, filters=asked, head=head
+            actor=request.user, kind=KIND_EVENTS, format=export_format, filters=asked, head=head
         )
         if scope is not None:
             stream.extra["scope"] = "models owned by the exporter"
-        if format == "jsonl":
+        if export_format == "jsonl":
             chunks = jsonl_chunks(queryset)
-        elif format == "csv":
+        elif export_format == "csv":
             chunks = csv_chunks(queryset)
         else:
             chunks = self._pdf(request, queryset, stream, asked, head)
-        filename = export_filename(KIND_EVENTS, asked, format, stream.started_at)
+        filename = export_filename(KIND_EVENTS, asked, export_format, stream.started_at)
         return stream.response(chunks, filename=filename)
 
     def _pdf(self, request, queryset, stream, filters, head):

@@ -128,3 +128,19 @@ def test_a_manifest_is_served_to_its_taker_and_to_compliance_only(people):
     manifest = api["olivia"].get(path).json()
     assert manifest["exported_by"] == "olivia"
     assert manifest["scope"] == "models owned by the exporter"
+
+
+def test_an_owner_of_no_model_reads_and_exports_nothing(people, make_user, api_for):
+    api = api_for(make_user("newcomer", "owner"))
+    body = api.get("/api/v1/audit/events/").json()
+    assert (body["count"], body["results"], body["next"]) == (0, [], None)
+    response = api.get("/api/v1/audit/export/?format=jsonl")
+    assert b"".join(response.streaming_content) == b""
+    pdf = api.get("/api/v1/audit/export/?format=pdf")
+    text = PdfReader(io.BytesIO(b"".join(pdf.streaming_content))).pages[0].extract_text()
+    assert "No model's events in this selection." in text
+    exported = AuditEvent.objects.filter(action="audit.exported").order_by("seq")
+    assert [(e.actor, e.data["format"], e.data["rows"]) for e in exported] == [
+        ("newcomer", "jsonl", 0),
+        ("newcomer", "pdf", 0),
+    ]
