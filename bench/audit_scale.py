@@ -509,7 +509,7 @@ def main() -> int:
         print(f"  {line}")
     file_line = (file_verified.stdout or file_verified.stderr).strip().splitlines()
     print(
-        f"verify_audit --file --manifest (no database): {file_seconds:.1f} s, "
+        f"verify_audit --file --manifest --public-key (no database): {file_seconds:.1f} s, "
         f"exit {file_verified.returncode}"
     )
     for line in file_line:
