@@ -123,26 +123,15 @@ class Command(BaseCommand):
         churn = RegisteredModel.objects.get(name="churn-predictor")
         credit = RegisteredModel.objects.get(name="credit-risk")
         first = promotion_request_submit(
-            actor=users["ci-bot"],
-            model=churn,
-            version=1,
-            target_stage="production",
+            actor=users["ci-bot"], model=churn, version=1, target_stage="production",
             justification="First release.",
         )
-        promotion_request_approve(
-            actor=users["rita"], request_id=first.pk, comment="Card reviewed."
-        )
+        promotion_request_approve(actor=users["rita"], request_id=first.pk, comment="Card reviewed.")
         promotion_request_submit(
-            actor=users["ci-bot"],
-            model=churn,
-            version=2,
-            target_stage="production",
+            actor=users["ci-bot"], model=churn, version=2, target_stage="production",
             justification="Retrained on Q4 data; F1 up 3 points.",
         )
         promotion_request_submit(
-            actor=users["olivia"],
-            model=credit,
-            version=2,
-            target_stage="production",
+            actor=users["olivia"], model=credit, version=2, target_stage="production",
             justification="New bureau features.",
         )
