@@ -4,6 +4,7 @@ import json
 import re
 import uuid
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
@@ -38,10 +39,22 @@ def actor_fields(actor) -> tuple[str, str, int | None]:
     return actor.get_username(), kind, actor.pk
 
 
+def _stored_float(text: str) -> float | int:
+    """A float as the JSON column gives it back. PostgreSQL's jsonb keeps numbers as
+    decimals: 1e+16 comes back as 10000000000000000 (an int to Python) and -0.0 as 0.0,
+    so hashing the float as written would fail verification there."""
+    if "e+" in text or "E+" in text:
+        return int(Decimal(text))
+    value = float(text)
+    return 0.0 if value == 0 else value
+
+
 def normalise(data: dict[str, Any]) -> dict[str, Any]:
     # Round-trip through JSON so the hash covers exactly what the JSON column returns
     # (dates become strings, tuples lists); NaN has no JSON form and is refused.
-    return json.loads(json.dumps(data, cls=DjangoJSONEncoder, allow_nan=False))
+    return json.loads(
+        json.dumps(data, cls=DjangoJSONEncoder, allow_nan=False), parse_float=_stored_float
+    )
 
 
 def lock_head() -> ChainHead:
