@@ -54,6 +54,48 @@ class AuditEvent(models.Model):
             models.Index(fields=["actor", "seq"], name="audit_actor"),
             models.Index(fields=["object_type", "object_id"], name="audit_object"),
         ]
+        permissions = [
+            ("view_owned_auditevent", "Can read and export the audit events of models one owns")
+        ]
 
     def __str__(self) -> str:
         return f"#{self.seq} {self.action} {self.object_repr}"
+
+
+class AuditExport(models.Model):
+    """One export taken, with the signed manifest served for it. Written together with
+    its audit.exported event, once the last byte was sent; never changed."""
+
+    id = models.UUIDField(primary_key=True)
+    kind = models.CharField(max_length=32)
+    format = models.CharField(max_length=8)
+    actor = models.CharField(max_length=150)
+    actor_user_id = models.BigIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField()
+    manifest = models.JSONField()
+    event_seq = models.BigIntegerField(help_text="The seq of its audit.exported event.")
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} export {self.id} ({self.format})"
+
+
+class AuditCheckpoint(models.Model):
+    """The chain head at a moment, signed, so that a log cut short or rewritten later
+    no longer matches it. Copies held outside the database are what make it count."""
+
+    seq = models.BigIntegerField()
+    hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField()
+    key_id = models.CharField(max_length=80)
+    public_key = models.TextField()
+    signature = models.TextField()
+
+    class Meta:
+        ordering = ["seq", "id"]
+        indexes = [models.Index(fields=["-created_at"], name="audit_checkpoint_created")]
+
+    def __str__(self) -> str:
+        return f"checkpoint at seq {self.seq}"

@@ -1,17 +1,24 @@
-"""record(): the one writer of the audit log."""
+"""record(): the one writer of the audit log; the records of exports and checkpoints."""
 
 import json
 import re
+import uuid
+from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models, transaction
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from audits.chain import compute_hash, format_time
 from audits.context import current
-from audits.models import ActorKind, AuditEvent, ChainHead
+from audits.models import ActorKind, AuditCheckpoint, AuditEvent, AuditExport, ChainHead
+from audits.signing import sign_document
+
+CHECKPOINT_KIND = "audit_checkpoint"
 
 _CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
 
@@ -32,13 +39,25 @@ def actor_fields(actor) -> tuple[str, str, int | None]:
     return actor.get_username(), kind, actor.pk
 
 
-def _normalise(data: dict[str, Any]) -> dict[str, Any]:
+def _stored_float(text: str) -> float | int:
+    """A float as the JSON column gives it back. PostgreSQL's jsonb keeps numbers as
+    decimals: 1e+16 comes back as 10000000000000000 (an int to Python) and -0.0 as 0.0,
+    so hashing the float as written would fail verification there."""
+    if "e+" in text or "E+" in text:
+        return int(Decimal(text))
+    value = float(text)
+    return 0.0 if value == 0 else value
+
+
+def normalise(data: dict[str, Any]) -> dict[str, Any]:
     # Round-trip through JSON so the hash covers exactly what the JSON column returns
     # (dates become strings, tuples lists); NaN has no JSON form and is refused.
-    return json.loads(json.dumps(data, cls=DjangoJSONEncoder, allow_nan=False))
+    return json.loads(
+        json.dumps(data, cls=DjangoJSONEncoder, allow_nan=False), parse_float=_stored_float
+    )
 
 
-def _lock_head() -> ChainHead:
+def lock_head() -> ChainHead:
     head = ChainHead.objects.select_for_update().filter(pk=1).first()
     if head is None:
         ChainHead.objects.bulk_create([ChainHead(pk=1)], ignore_conflicts=True)
@@ -73,9 +92,9 @@ def record(
         raise ValueError("record() needs obj, or object_type and object_id")
     actor_name, actor_kind, actor_user_id = actor_fields(actor)
     context = current()
-    payload = _normalise(data or {})
+    payload = normalise(data or {})
 
-    head = _lock_head()
+    head = lock_head()
     seq = head.seq + 1
     occurred_at = timezone.now()
     body = {
@@ -112,3 +131,116 @@ def record(
     )
     ChainHead.objects.filter(pk=1).update(seq=seq, hash=digest)
     return event
+
+
+def audit_export_create(
+    *,
+    actor,
+    export_id: uuid.UUID,
+    kind: str,
+    format: str,
+    filters: dict[str, Any],
+    rows: int,
+    first_seq: int | None,
+    last_seq: int | None,
+    head: tuple[int, str],
+    sha256: str,
+    started_at: datetime,
+    complete: bool = True,
+    extra: dict[str, Any] | None = None,
+) -> AuditExport:
+    """Sign the manifest of an export that has been sent, store it and record
+    audit.exported, in one transaction."""
+    finished_at = timezone.now()
+    actor_name = actor_fields(actor)[0]
+    manifest = sign_document(
+        {
+            "kind": kind,
+            "export_id": str(export_id),
+            "format": format,
+            "filters": filters,
+            "rows": rows,
+            "first_seq": first_seq,
+            "last_seq": last_seq,
+            "head_seq": head[0],
+            "head_hash": head[1],
+            "sha256": sha256,
+            "complete": complete,
+            "exported_by": actor_name,
+            "started_at": format_time(started_at),
+            "finished_at": format_time(finished_at),
+            **(extra or {}),
+        }
+    )
+    with transaction.atomic():
+        event = record(
+            actor=actor,
+            action="audit.exported",
+            object_type="audit_export",
+            object_id=str(export_id),
+            object_repr=f"{kind} as {format}",
+            model=filters.get("model"),
+            data={k: v for k, v in manifest.items() if k not in ("public_key", "signature")},
+        )
+        return AuditExport.objects.create(
+            id=export_id,
+            kind=kind,
+            format=format,
+            actor=actor_name,
+            actor_user_id=getattr(actor, "pk", None),
+            created_at=finished_at,
+            manifest=manifest,
+            event_seq=event.seq,
+        )
+
+
+def audit_checkpoint_create(*, actor=None) -> AuditCheckpoint:
+    """Sign the chain head as it stands and record audit.checkpointed.
+
+    The head is read under its lock, so the checkpoint names an event that exists and
+    the audit.checkpointed event that follows it is the next one in the chain."""
+    with transaction.atomic():
+        head = lock_head()
+        document = sign_document(
+            {
+                "kind": CHECKPOINT_KIND,
+                "seq": head.seq,
+                "hash": head.hash,
+                "created_at": format_time(timezone.now()),
+            }
+        )
+        checkpoint = AuditCheckpoint.objects.create(
+            seq=document["seq"],
+            hash=document["hash"],
+            created_at=parse_datetime(document["created_at"]),
+            key_id=document["key_id"],
+            public_key=document["public_key"],
+            signature=document["signature"],
+        )
+        record(
+            actor=actor,
+            action="audit.checkpointed",
+            obj=checkpoint,
+            object_type="audit_checkpoint",
+            object_repr=f"chain head at seq {head.seq}",
+            data={
+                "seq": head.seq,
+                "hash": head.hash,
+                "key_id": document["key_id"],
+                "signature": document["signature"],
+            },
+        )
+    return checkpoint
+
+
+def checkpoint_document(checkpoint: AuditCheckpoint) -> dict[str, Any]:
+    """The checkpoint as it was signed: what to keep outside the database."""
+    return {
+        "kind": CHECKPOINT_KIND,
+        "seq": checkpoint.seq,
+        "hash": checkpoint.hash,
+        "created_at": format_time(checkpoint.created_at),
+        "key_id": checkpoint.key_id,
+        "public_key": checkpoint.public_key,
+        "signature": checkpoint.signature,
+    }

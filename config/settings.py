@@ -4,6 +4,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -192,9 +193,6 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     # An unacknowledged task (its worker died) is delivered again after this long.
     "visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "3600")),
 }
-CELERY_BEAT_SCHEDULE = {
-    "sweep-check-runs": {"task": "governance.tasks.check_runs_sweep", "schedule": 60.0},
-}
 
 # Promotion gates: per-run limits, and when the sweep steps in.
 CHECK_SOFT_TIME_LIMIT = int(os.environ.get("CHECK_SOFT_TIME_LIMIT", "600"))
@@ -204,6 +202,20 @@ CHECK_MAX_ATTEMPTS = int(os.environ.get("CHECK_MAX_ATTEMPTS", "3"))
 CHECK_REDISPATCH_AFTER = int(os.environ.get("CHECK_REDISPATCH_AFTER", "120"))
 # A request whose checks have not all finished this long after they started fails.
 CHECK_DEADLINE = int(os.environ.get("CHECK_DEADLINE", "3600"))
+
+# Audit exports, signing and checkpoints.
+# The function that names the models an owner may read the audit events of: audits
+# knows no other app, so the one that knows ownership is named here.
+AUDIT_MODEL_SCOPE = "governance.audit_scope.owned_model_names"
+# A PDF report is built in memory; larger selections export as jsonl or csv.
+AUDIT_PDF_MAX_EVENTS = int(os.environ.get("AUDIT_PDF_MAX_EVENTS", "20000"))
+CELERY_BEAT_SCHEDULE = {
+    "sweep-check-runs": {"task": "governance.tasks.check_runs_sweep", "schedule": 60.0},
+    "audit-checkpoint-hourly": {
+        "task": "audits.tasks.audit_checkpoint",
+        "schedule": crontab(minute=0),
+    },
+}
 
 LOGGING = {
     "version": 1,

@@ -1,6 +1,7 @@
 from django import forms
 from django.contrib import admin, messages
 
+from governance import admin_auth
 from governance.models import ApiToken, Policy, PromotionRequest
 from governance.services import token_create, token_revoke
 from governance.services.policies import EDITABLE, policy_create, policy_update, validate_policy
@@ -112,3 +113,7 @@ class PromotionRequestAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+# Django's user and group screens, replaced by audited ones.
+admin_auth.register()

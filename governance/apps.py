@@ -4,3 +4,8 @@ from django.apps import AppConfig
 class GovernanceConfig(AppConfig):
     name = "governance"
     verbose_name = "Governance"
+
+    def ready(self):
+        from governance import signals
+
+        signals.connect()

@@ -25,7 +25,7 @@ READ_INVENTORY = [
 ]
 
 ROLE_PERMISSIONS: dict[str, list[str]] = {
-    OWNER: [*READ_INVENTORY, "registry.add_registeredmodel"],
+    OWNER: [*READ_INVENTORY, "registry.add_registeredmodel", "audits.view_owned_auditevent"],
     REVIEWER: [*READ_INVENTORY],
     COMPLIANCE: [*READ_INVENTORY, "audits.view_auditevent"],
     CI: [

@@ -6,7 +6,7 @@ from django.db import connection
 from rest_framework.test import APIClient
 
 from audits.context import audit_context
-from audits.triggers import statements
+from audits.triggers import every_statement
 
 REQUIRE_SERVICES = os.environ.get("MODELGOV_REQUIRE_SERVICES") == "1"
 
@@ -30,7 +30,11 @@ def _patch_flush():
 
     def sqlite(self, style, tables, **kwargs):
         sql = sqlite_flush(self, style, tables, **kwargs)
-        return [*statements("sqlite", install=False), *sql, *statements("sqlite", install=True)]
+        return [
+            *every_statement("sqlite", install=False),
+            *sql,
+            *every_statement("sqlite", install=True),
+        ]
 
     PgOps.sql_flush, SqliteOps.sql_flush = pg, sqlite
 

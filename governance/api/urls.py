@@ -1,6 +1,7 @@
 from django.urls import path
 
 from governance.api import views
+from governance.api.access_review import AccessReviewApi
 
 urlpatterns = [
     path("promotions/", views.PromotionListCreateApi.as_view(), name="promotion-list"),
@@ -28,4 +29,5 @@ urlpatterns = [
         name="promotion-rerun-checks",
     ),
     path("policies/", views.PolicyListApi.as_view(), name="policy-list"),
+    path("access-review/", AccessReviewApi.as_view(), name="access-review"),
 ]
