@@ -87,9 +87,7 @@ def verify_offline(path) -> subprocess.CompletedProcess:
         "CELERY_BROKER_URL": "",
     }
     command = [sys.executable, "manage.py", "verify_audit", "--file", str(path)]
-    return subprocess.run(
-        command, cwd=ROOT, env=env, capture_output=True, text=True, check=False
-    )
+    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
 
 
 def test_it_needs_no_database(exported):
