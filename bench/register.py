@@ -13,6 +13,9 @@ and one persistent connection per concurrent client, and reports:
   when PostgreSQL preloads pg_stat_statements, every statement PostgreSQL ran in
   the modelgov database during the first batch divided by N (BEGIN and COMMIT,
   Django's connection health check and foreign-key checks included),
+- the CPU time per registration of this script, the server's processes and the
+  PostgreSQL backends serving its database, and how many cores every other
+  process on the machine kept busy meanwhile (a busy neighbour skews the rest),
 - whether every response was a success, whether each model holds versions 1..N
   with no gap, and whether `manage.py verify_audit` finds the audit chain intact.
 
@@ -68,6 +71,7 @@ MLFLOW_PACKAGES = [f"mlflow=={MLFLOW_VERSION}", "psycopg2-binary==2.9.13"]
 MODELGOV_DB = "modelgov_bench"
 MLFLOW_DB = "mlflow_bench"
 WARMUP_VERSIONS = 50
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 QUERY_COUNT_SNIPPET = """
 import os
@@ -99,6 +103,8 @@ class Batch:
     seconds: float = 0.0
     latencies: list[float] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
+    own_cpu: float = 0.0
+    other_cpu: float = 0.0
 
     @property
     def rate(self) -> float:
@@ -113,11 +119,12 @@ class Batch:
 class Server:
     """A service started in its own process group, stopped with everything it forked."""
 
-    def __init__(self, name: str, argv: list[str], env: dict[str, str], port: int):
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], port: int, database: str):
         self.name = name
         self.argv = argv
         self.env = env
         self.port = port
+        self.database = database
         self.log_path = BENCH_DIR / f"{name}.log"
         self.process: subprocess.Popen | None = None
 
@@ -150,6 +157,15 @@ class Server:
             time.sleep(0.5)
         raise RuntimeError(f"{self.name} did not answer {path} in {timeout:.0f}s")
 
+    def cpu_seconds(self) -> dict[int, float]:
+        """CPU used so far by this script, the server's processes and their PostgreSQL backends."""
+        backend = f" {self.database} ".encode()
+        return processes_cpu_seconds(
+            lambda pid, group, cmdline: (
+                pid == os.getpid() or group == self.process.pid or backend in cmdline
+            )
+        )
+
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:
             return
@@ -159,6 +175,33 @@ class Server:
         except subprocess.TimeoutExpired:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
+
+
+def machine_busy_seconds() -> float:
+    """CPU time all cores have spent busy since boot (user, nice, system, irq, softirq)."""
+    with open("/proc/stat") as stat:
+        ticks = [int(value) for value in stat.readline().split()[1:]]
+    return (sum(ticks[0:3]) + ticks[5] + ticks[6]) / CLOCK_TICKS
+
+
+def processes_cpu_seconds(selected) -> dict[int, float]:
+    """CPU time by pid of the running processes for which selected(pid, group, cmdline) is true."""
+    seconds = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/{entry.name}/cmdline", "rb") as cmdline_file:
+                cmdline = cmdline_file.read().replace(b"\0", b" ")
+        except OSError:
+            continue
+        # fields[0] is field 3 of proc(5), the state: pgrp (5) is [2], utime (14) [11], stime [12].
+        pid = int(entry.name)
+        if selected(pid, int(fields[2]), cmdline):
+            seconds[pid] = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return seconds
 
 
 def connect(port: int, timeout: float = 60) -> http.client.HTTPConnection:
@@ -199,10 +242,15 @@ def recreate_database(server: str, name: str) -> None:
 
 
 def run_batch(
-    system: str, port: int, concurrency: int, count: int, make_request, expected_status: int
+    system: str, server: Server, concurrency: int, count: int, make_request, expected_status: int
 ) -> Batch:
-    """Send `count` requests from `concurrency` threads, one connection each."""
+    """Send `count` requests from `concurrency` threads, one connection each.
+
+    Also measures the CPU the benchmark used (client, server, its PostgreSQL
+    backends) and what every other process on the machine used meanwhile.
+    """
     batch = Batch(system, concurrency, count)
+    port = server.port
     indexes = iter(range(count))
     lock = threading.Lock()
 
@@ -229,12 +277,18 @@ def run_batch(
             conn.close()
 
     threads = [threading.Thread(target=client) for _ in range(concurrency)]
+    own_before, busy_before = server.cpu_seconds(), machine_busy_seconds()
     started = time.perf_counter()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     batch.seconds = time.perf_counter() - started
+    # Per process, so that a database connection Django recycles mid-batch (and the
+    # CPU its backend used before the batch) does not drop out of the difference.
+    own_after = server.cpu_seconds()
+    batch.own_cpu = sum(cpu - own_before.get(pid, 0.0) for pid, cpu in own_after.items())
+    batch.other_cpu = max(0.0, machine_busy_seconds() - busy_before - batch.own_cpu)
     return batch
 
 
@@ -372,6 +426,7 @@ def bench_modelgov(args, levels: list[int], report: dict) -> list[Batch]:
         [str(GUNICORN), "config.wsgi", "-b", f"127.0.0.1:{port}", *gunicorn_options],
         env,
         port,
+        MODELGOV_DB,
     )
     batches = []
     try:
@@ -400,7 +455,7 @@ def bench_modelgov(args, levels: list[int], report: dict) -> list[Batch]:
                 raise RuntimeError(f"creating model {name}: HTTP {status}: {payload}")
 
         create_model("bench-warmup")
-        run_batch("modelgov", port, max(levels), WARMUP_VERSIONS, register("bench-warmup"), 201)
+        run_batch("modelgov", server, max(levels), WARMUP_VERSIONS, register("bench-warmup"), 201)
 
         checks = []
         for level in levels:
@@ -408,7 +463,7 @@ def bench_modelgov(args, levels: list[int], report: dict) -> list[Batch]:
             create_model(model)
             if counter and level == levels[0]:
                 counter.reset()
-            batch = run_batch("modelgov", port, level, args.versions, register(model), 201)
+            batch = run_batch("modelgov", server, level, args.versions, register(model), 201)
             if counter and level == levels[0]:
                 per_version = counter.total() / args.versions
                 report["statements"] = f"{per_version:.1f} (concurrency {level} batch)"
@@ -482,6 +537,7 @@ def bench_mlflow(args, levels: list[int], report: dict) -> list[Batch]:
         ],
         {**os.environ},
         port,
+        MLFLOW_DB,
     )
     headers = {}
     batches = []
@@ -506,11 +562,11 @@ def bench_mlflow(args, levels: list[int], report: dict) -> list[Batch]:
                 raise RuntimeError(f"creating MLflow model {name}: HTTP {status}: {payload}")
 
         create_model("bench-warmup")
-        run_batch("MLflow", port, max(levels), WARMUP_VERSIONS, register("bench-warmup"), 200)
+        run_batch("MLflow", server, max(levels), WARMUP_VERSIONS, register("bench-warmup"), 200)
         for level in levels:
             model = f"bench-c{level}"
             create_model(model)
-            batches.append(run_batch("MLflow", port, level, args.versions, register(model), 200))
+            batches.append(run_batch("MLflow", server, level, args.versions, register(model), 200))
     finally:
         server.stop()
     return batches
@@ -541,6 +597,15 @@ def print_report(args, modelgov: list[Batch], mlflow: list[Batch], report: dict)
                 f" {theirs.percentile(95) * 1000:>7.1f}  {ours.rate / theirs.rate:>5.1f}x"
             )
         print(line)
+    print()
+    cores = os.cpu_count()
+    print(f"CPU per registration, and what other processes used meanwhile ({cores} cores):")
+    for batch in modelgov + mlflow:
+        print(
+            f"  {batch.system:<8} {batch.concurrency:>2} clients: "
+            f"{batch.own_cpu / batch.count * 1000:5.1f} ms (client, server, its PostgreSQL); "
+            f"others {batch.other_cpu / batch.seconds:.2f} cores"
+        )
     print()
     print(f"modelgov server:  {report['gunicorn']}")
     if "mlflow" in report:
