@@ -54,14 +54,17 @@ def test_checking_to_checks_failed(world, settings, tmp_path):
         "integrity": "failed",
         "validation": "passed",
     }
-    assert world.events_since(start) == [
-        ("promotion.requested", None, None),
-        *CHECKS_PASS[:2],  # fairness
-        ("check.started", None, None),
-        ("check.failed", None, None),  # integrity
-        *CHECKS_PASS[:2],  # validation
-        ("promotion.checks_failed", "checking", "checks_failed"),
-    ]
+    assert (
+        world.events_since(start)
+        == [
+            ("promotion.requested", None, None),
+            *CHECKS_PASS[:2],  # fairness
+            ("check.started", None, None),
+            ("check.failed", None, None),  # integrity
+            *CHECKS_PASS[:2],  # validation
+            ("promotion.checks_failed", "checking", "checks_failed"),
+        ]
+    )
 
 
 def test_checking_to_cancelled(world):

@@ -4,7 +4,6 @@ import secrets
 import numpy as np
 import pandas as pd
 from django.core.files.uploadedfile import SimpleUploadedFile
-
 from django.core.management.base import BaseCommand
 
 from audits.context import audit_context
