@@ -7,7 +7,7 @@ from audits.context import audit_context
 from audits.models import AuditEvent
 from governance.models import Approval, PromotionRequest, Status
 from registry.models import ModelVersion
-from registry.services import model_permission_grant
+from registry.services import model_permission_grant, registered_model_update
 from tests.conftest import CHROMIUM
 from tests.evaluation_sets import binary_set
 
@@ -41,9 +41,7 @@ def browser(monkeypatch):
 
 @pytest.fixture
 def page(browser, live_server):
-    context = browser.new_context(
-        base_url=live_server.url, viewport={"width": 1280, "height": 900}
-    )
+    context = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 900})
     context.set_default_timeout(20_000)
     yield context.new_page()
     context.close()
@@ -74,23 +72,56 @@ def assert_png(path) -> None:
     assert data.startswith(PNG_MAGIC) and len(data) > 10_000, (path, len(data))
 
 
-def test_a_reviewer_approves_from_the_queue_and_the_version_goes_to_production(
-    world, page, screenshots
-):
+CARD = {
+    "intended_use": "Flag card transactions for a fraud analyst's review.",
+    "out_of_scope_uses": ["Blocking a card without a human decision"],
+    "limitations": "Trained on one market; merchants new to the network score high.",
+    "contacts": ["fraud-ml@example.com"],
+}
+LINEAGE = {
+    "dataset_uri": "s3://data/fraud/2026-10.parquet",
+    "dataset_sha256": "9" * 64,
+    "code_repo": "https://git.example.com/fraud/model",
+    "code_commit": "3f2a9c1e",
+    "run_id": "run-2026-11-02-7",
+}
+
+
+@pytest.fixture
+def in_review(world):
+    """fraud documented, v1 in production, and v3 (with lineage, reported metrics and a
+    three-group evaluation set) waiting for one approval."""
+    with audit_context():
+        registered_model_update(actor=world.users["olivia"], model=world.model, card=CARD)
+    first = world.request(version=1)
+    assert world.act("raj", first["id"], "approve", "Baseline.").status_code == 200
     rates = {"north": 0.5, "south": 0.5, "east": 0.5}
-    version = world.add_version("v3", frame=binary_set(3000, seed=3, rates=rates))
-    body = world.request(version=version.version)
+    version = world.add_version(
+        "v3",
+        frame=binary_set(3000, seed=3, rates=rates),
+        lineage=LINEAGE,
+        metrics={"accuracy": 0.85, "f1": 0.85},
+        framework="sklearn",
+        artifact_size=48_213,
+    )
+    return version, world.request(version=version.version)
+
+
+def test_a_reviewer_approves_from_the_queue_and_the_version_goes_to_production(
+    world, in_review, page, screenshots
+):
+    version, body = in_review
     assert body["status"] == "awaiting_approval", body
     fairness = next(c for c in body["checks"] if c["name"] == "fairness")
     groups = fairness["results"]["features"]["group"]["groups"]
-    assert set(groups) == set(rates)
+    assert set(groups) == {"north", "south", "east"}
 
     login(page, "rita")
     page.get_by_role("link", name="Promotions awaiting my review (1)").click()
     page.wait_for_url("**/admin/governance/promotionrequest/?review=mine")
     assert page.locator("h1").inner_text() == "Promotions awaiting my review"
     rows = page.locator("#result_list tbody tr")
-    assert rows.count() == 1
+    assert rows.count() == 1  # v1's request is decided: not in the queue
     row = rows.first.inner_text()
     for text in ("fraud", "v3", "production", "medium", "ci-bot", "0 of 1"):
         assert text in row, (text, row)
@@ -114,8 +145,13 @@ def test_a_reviewer_approves_from_the_queue_and_the_version_goes_to_production(
     assert {bars.nth(i).get_attribute("data-group") for i in range(bars.count())} == set(groups)
     assert chart.locator("rect.bar").count() == 3 * len(groups)
     assert chart.locator("line.threshold").count() == 2
-    assert "Lineage" in page.locator("#version").inner_text()
+    assert "Flag card transactions" in page.locator("#version").inner_text()
+    lineage = page.locator("#lineage").inner_text()
+    assert all(value in lineage for value in LINEAGE.values())
     assert version.artifact_sha256 in page.locator("#artifact").inner_text()
+    comparison = page.locator("#metrics-comparison")
+    assert "production v1" in comparison.text_content()
+    assert comparison.locator("tbody tr").count() == 5
     page.screenshot(path=screenshots / "decision.png", full_page=True)
     chart.screenshot(path=screenshots / "chart.png")
 
@@ -128,6 +164,7 @@ def test_a_reviewer_approves_from_the_queue_and_the_version_goes_to_production(
 
     version.refresh_from_db()
     assert version.stage == "production"
+    assert ModelVersion.objects.get(pk=world.versions[0].pk).stage == "archived"
     promoted = AuditEvent.objects.filter(
         action="promotion.promoted", object_id=str(body["id"])
     ).get()
@@ -177,7 +214,8 @@ def test_the_requester_who_reviews_sees_no_buttons_and_a_forged_post_is_refused(
     page.goto(decision_url(body["id"]))
     assert page.locator("#approve").count() == 0
     assert page.locator("#reject").count() == 0
-    assert "The requester of a promotion never decides it." in page.locator("#decision").inner_text()
+    refusal = page.locator("#decision").inner_text()
+    assert "The requester of a promotion never decides it." in refusal
     page.screenshot(path=screenshots / "requester.png", full_page=True)
     assert_png(screenshots / "requester.png")
 
