@@ -3,6 +3,7 @@ no CDN, and the chart is evidence a reviewer may print or screenshot for the fil
 
 Every label is escaped here; only the markup this module builds is marked safe."""
 
+import re
 from typing import Any
 
 from django.utils.html import escape
@@ -25,7 +26,12 @@ BAR_GAP = 2
 ROW_GAP = 12
 LEGEND_LINE = 18
 WIDTH = LABEL_WIDTH + PLOT_WIDTH + VALUE_WIDTH
-LABEL_CHARS = 22
+LABEL_CHARS = 18
+
+
+def group_order(name: str) -> list[tuple[int, int | str]]:
+    """Natural order, so g2 comes before g10 (the results keep fairlearn's order)."""
+    return [(0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"(\d+)", name)]
 
 
 def _number(value: Any) -> float | None:
@@ -101,7 +107,8 @@ def fairness_chart(name: str, feature: dict[str, Any], limits: dict[str, Any]) -
         f'<text class="axis-label" x="{LABEL_WIDTH + PLOT_WIDTH / 2:.1f}" y="12" '
         f'text-anchor="middle" font-weight="bold">rate (0 to 1)</text>'
     )
-    for index, (group, row) in enumerate(groups.items()):
+    for index, group in enumerate(sorted(groups, key=group_order)):
+        row = groups[group]
         top = TOP + index * row_height
         label = group if len(group) <= LABEL_CHARS else group[: LABEL_CHARS - 1] + "…"
         count = row.get("count")

@@ -13,7 +13,7 @@ from django.db.models import F, Prefetch, Q, QuerySet
 from django.utils import timezone
 
 from audits.models import AuditEvent
-from governance.charts import fairness_chart
+from governance.charts import fairness_chart, group_order
 from governance.models import Approval, CheckRun, Decision, PromotionRequest, Status
 from governance.roles import REVIEWER
 from governance.services.policies import policy_snapshot, snapshot_digest
@@ -190,7 +190,8 @@ def decision_blocker(user: AbstractBaseUser, request: PromotionRequest) -> str |
     except ServiceError as exc:
         refused = exc.detail
     if request.status != Status.AWAITING_APPROVAL:
-        return f"This request is {request.get_status_display()}; there is nothing to decide."
+        status = request.status.replace("_", " ")
+        return f"This request is {status}; there is nothing to decide."
     if refused:
         return refused
     now = timezone.now()
@@ -242,7 +243,9 @@ def _fairness(run: CheckRun) -> list[dict[str, Any]]:
                 "chart": fairness_chart(name, feature, limits),
                 "groups": [
                     {"name": group, "small": group in feature.get("small_groups", []), **row}
-                    for group, row in feature.get("groups", {}).items()
+                    for group, row in sorted(
+                        feature.get("groups", {}).items(), key=lambda item: group_order(item[0])
+                    )
                 ],
                 "disparities": [_limit(feature, limits, *spec) for spec in DISPARITIES],
             }

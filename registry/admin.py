@@ -108,7 +108,7 @@ def _call(request, service, **kwargs):
 
 class VersionInline(admin.TabularInline):
     model = ModelVersion
-    fields = ["version", "badge", "framework", "artifact_sha256", "created_by", "created_at"]
+    fields = ["version", "badge", "framework", "digest", "created_by", "created_at"]
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -118,6 +118,14 @@ class VersionInline(admin.TabularInline):
     @admin.display(description="stage")
     def badge(self, obj):
         return stage_badge(obj.stage)
+
+    @admin.display(description="artifact SHA-256")
+    def digest(self, obj):
+        # The first 12 hex digits tell versions apart; the full digest is one hover (or
+        # one click, on the version's page) away, and the row stays on screen.
+        return format_html(
+            '<code title="{}">{}…</code>', obj.artifact_sha256, obj.artifact_sha256[:12]
+        )
 
     def has_add_permission(self, request, obj=None):
         return False

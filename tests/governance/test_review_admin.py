@@ -338,7 +338,7 @@ def test_a_decided_request_has_no_buttons_and_a_late_post_is_refused(world, clie
     login(client, "rita")
     page = client.get(decision(body["id"])).content.decode()
     assert 'id="approve"' not in page
-    assert "This request is Promoted; there is nothing to decide." in page
+    assert "This request is promoted; there is nothing to decide." in page
     assert post_decision(client, body["id"], action="reject", comment="Too late") == [
         ("error", f"Request #{body['id']} is promoted; it cannot be rejected.")
     ]

@@ -2,6 +2,7 @@
 one), against a live server: what a reviewer sees, clicks and is refused."""
 
 import pytest
+from django.db import connections
 
 from audits.context import audit_context
 from audits.models import AuditEvent
@@ -37,6 +38,10 @@ def browser(monkeypatch):
         )
         yield chromium
         chromium.close()
+        # While Playwright's loop runs, Django hands this thread a separate database
+        # connection (connections follow the async context); close it here, or it
+        # outlives the test and blocks dropping the test database.
+        connections.close_all()
 
 
 @pytest.fixture
