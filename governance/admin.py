@@ -165,7 +165,7 @@ class PromotionRequestAdmin(admin.ModelAdmin):
     list_filter = [
         ReviewScopeFilter,
         "status",
-        "model",
+        ("model", admin.RelatedOnlyFieldListFilter),
         "target_stage",
         ("model__risk_tier", admin.ChoicesFieldListFilter),
     ]
