@@ -8,6 +8,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.timesince import timesince
 
 from governance import review
+from governance.api.serializers import TEXT_MAX
 from governance.badges import check_badge, status_badge
 from governance.models import OPEN_STATUSES, ApiToken, Policy, PromotionRequest, Status
 from governance.selectors import awaiting_decision_by
@@ -106,7 +107,7 @@ class PolicyAdmin(admin.ModelAdmin):
 
 
 class ReviewScopeFilter(admin.SimpleListFilter):
-    """ "Awaiting my review" (the requests I may still decide) or everything.
+    """The requests awaiting my review (those I may still decide), or all of them.
 
     Reviewers land on their own queue; everyone else on all requests. The choice is
     explicit in the URL either way, so a link to the queue means the same to all."""
@@ -116,7 +117,6 @@ class ReviewScopeFilter(admin.SimpleListFilter):
     MINE, ALL = "mine", "all"
 
     def __init__(self, request, params, model, model_admin):
-        self.request = request
         self.default = self.MINE if review.reviews_by_default(request.user) else self.ALL
         super().__init__(request, params, model, model_admin)
 
@@ -293,6 +293,10 @@ class PromotionRequestAdmin(admin.ModelAdmin):
         if action not in services:
             messages.error(request, "Choose Approve or Reject.")
             return HttpResponseRedirect(back)
+        if len(comment) > TEXT_MAX:
+            # The API's limit, so a decision reads the same whichever door it came in by.
+            messages.error(request, f"A comment holds at most {TEXT_MAX} characters.")
+            return HttpResponseRedirect(back)
         try:
             decided = services[action](actor=request.user, request_id=object_id, comment=comment)
         except ServiceError as exc:
@@ -319,7 +323,7 @@ def _queue_url(request) -> str:
 def _decided_message(action: str, decided: PromotionRequest) -> str:
     name = f"{decided.model.name} v{decided.version.version}"
     if action == "reject":
-        return f"Rejected: {name} stays in {decided.version.stage}."
+        return f"Rejected: {name} stays in stage {decided.version.stage}."
     if decided.status == Status.PROMOTED:
         return f"Approved: {name} is now in {decided.target_stage}."
     counted = valid_approvals(decided).count()

@@ -285,7 +285,7 @@ def test_rejecting_needs_a_comment_and_then_rejects(world, client):
     assert PromotionRequest.objects.get(pk=body["id"]).status == Status.AWAITING_APPROVAL
 
     assert post_decision(client, body["id"], action="reject", comment="F1 too low.") == [
-        ("success", "Rejected: fraud v1 stays in none.")
+        ("success", "Rejected: fraud v1 stays in stage none.")
     ]
     assert [a for a, *_ in world.events_since(start)] == ["promotion.rejected"]
     approval = Approval.objects.get(request_id=body["id"])
@@ -350,6 +350,9 @@ def test_an_unknown_action_or_a_get_decides_nothing(world, client):
     login(client, "rita")
     assert post_decision(client, body["id"], action="promote") == [
         ("error", "Choose Approve or Reject.")
+    ]
+    assert post_decision(client, body["id"], action="approve", comment="x" * 10_001) == [
+        ("error", "A comment holds at most 10000 characters.")
     ]
     assert client.get(decide(body["id"])).status_code == 302
     assert client.post(decision(body["id"]), {"action": "approve"}).status_code == 405
