@@ -11,7 +11,8 @@ class AuditEventAdmin(admin.ModelAdmin):
     """Read-only for everyone, superusers included: the log only grows, by record()."""
 
     list_display = ["seq", "occurred_at", "actor", "actor_kind", "action", "object_repr", "model"]
-    list_filter = ["action", "actor_kind", "occurred_at"]
+    # Each filter lists its distinct values in one query, however long the log.
+    list_filter = ["action", "actor", "model", "actor_kind", "object_type", "occurred_at"]
     search_fields = ["actor", "model", "object_repr", "object_id", "request_id"]
     date_hierarchy = "occurred_at"
     ordering = ["-seq"]

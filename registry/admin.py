@@ -1,11 +1,16 @@
 """The registry in the admin. Saves go through the services, so the admin writes the
 same audit events and obeys the same permissions as the API."""
 
+from collections.abc import Callable
+
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 
+from audits.models import AuditEvent
 from registry import services
 from registry.cards import card_sections, validate_card
 from registry.errors import Forbidden, ServiceError
@@ -47,6 +52,25 @@ def render_card(card: dict) -> str:
     )
 
 
+def stage_history(model: RegisteredModel, *, limit: int = 100) -> list[dict]:
+    """The model's stage moves, newest first, as the audit log recorded them: the log
+    is the history, so this page cannot disagree with an export."""
+    events = AuditEvent.objects.filter(
+        action="model_version.stage_changed", model=model.name
+    ).order_by("-seq")[:limit]
+    return [
+        {
+            "event": event,
+            "version": event.data.get("version"),
+            "from": stage_badge(str(event.data.get("from", ""))),
+            "to": stage_badge(str(event.data.get("to", ""))),
+            "request": event.data.get("promotion_request"),
+            "reason": event.data.get("reason", ""),
+        }
+        for event in events
+    ]
+
+
 class CardFormMixin:
     def clean_card(self):
         clean, errors = validate_card(self.cleaned_data.get("card") or {})
@@ -84,7 +108,7 @@ def _call(request, service, **kwargs):
 
 class VersionInline(admin.TabularInline):
     model = ModelVersion
-    fields = ["version", "badge", "framework", "artifact_sha256", "created_by", "created_at"]
+    fields = ["version", "badge", "framework", "digest", "created_by", "created_at"]
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -94,6 +118,14 @@ class VersionInline(admin.TabularInline):
     @admin.display(description="stage")
     def badge(self, obj):
         return stage_badge(obj.stage)
+
+    @admin.display(description="artifact SHA-256")
+    def digest(self, obj):
+        # The first 12 hex digits tell versions apart; the full digest is one hover (or
+        # one click, on the version's page) away, and the row stays on screen.
+        return format_html(
+            '<code title="{}">{}…</code>', obj.artifact_sha256, obj.artifact_sha256[:12]
+        )
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -107,6 +139,12 @@ class VersionInline(admin.TabularInline):
 
 @admin.register(RegisteredModel)
 class RegisteredModelAdmin(admin.ModelAdmin):
+    # Sections other apps add below the model page, as (title, section(request, model)
+    # returning HTML or None): governance lists the open promotion requests this way,
+    # so the registry shows them without importing governance.
+    page_sections: list[tuple[str, Callable[[HttpRequest, RegisteredModel], str | None]]] = []
+    stage_history_limit = 100
+
     form = RegisteredModelForm
     list_display = ["name", "risk_tier", "last_version", "created_by", "updated_at"]
     list_filter = ["risk_tier", "created_at"]
@@ -121,6 +159,19 @@ class RegisteredModelAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return [*self.readonly_fields, "name"] if obj else self.readonly_fields
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        model = self.get_object(request, unquote(object_id))
+        extra = {}
+        if model is not None:
+            extra["stage_history"] = stage_history(model, limit=self.stage_history_limit)
+            extra["stage_history_limit"] = self.stage_history_limit
+            extra["page_sections"] = [
+                (title, html)
+                for title, section in self.page_sections
+                if (html := section(request, model)) is not None
+            ]
+        return super().change_view(request, object_id, form_url, {**extra, **(extra_context or {})})
 
     def has_change_permission(self, request, obj=None):
         if obj is None:

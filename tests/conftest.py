@@ -1,3 +1,4 @@
+import importlib.util
 import os
 
 import pytest
@@ -9,6 +10,8 @@ from audits.context import audit_context
 from audits.triggers import every_statement
 
 REQUIRE_SERVICES = os.environ.get("MODELGOV_REQUIRE_SERVICES") == "1"
+# Browser tests drive Debian's Chromium; no browser is ever downloaded.
+CHROMIUM = "/usr/bin/chromium"
 
 
 def _patch_flush():
@@ -50,6 +53,12 @@ def pytest_collection_modifyitems(config, items):
             _unavailable(item, "needs PostgreSQL: set DATABASE_URL=postgresql://...")
         if item.get_closest_marker("redis") and not settings.BROKER_URL:
             _unavailable(item, "needs Redis: set REDIS_URL=redis://...")
+        if item.get_closest_marker("browser") and not _browser_available():
+            _unavailable(item, f"needs Chromium at {CHROMIUM} (apt-get install chromium)")
+
+
+def _browser_available() -> bool:
+    return os.access(CHROMIUM, os.X_OK) and importlib.util.find_spec("playwright") is not None
 
 
 def _unavailable(item, reason: str):

@@ -10,7 +10,7 @@ from django.utils import timezone
 from audits.services import record
 from governance.authentication import hash_token
 from governance.models import ApiToken
-from governance.roles import ROLE_PERMISSIONS, ROLES, STAFF_ROLES
+from governance.roles import ROLE_PERMISSIONS, ROLES, SERVICE_ROLES, STAFF_ROLES
 from registry.errors import InvalidInput
 
 User = get_user_model()
@@ -93,7 +93,8 @@ def role_grant(
             return False
         (user.groups.remove if revoke else user.groups.add)(group)
         remaining = set(user.groups.values_list("name", flat=True))
-        is_staff = bool(remaining & set(STAFF_ROLES))
+        # A service account never uses the admin, whatever other role it also holds.
+        is_staff = bool(remaining & set(STAFF_ROLES)) and not remaining & set(SERVICE_ROLES)
         if user.is_staff != is_staff:
             user.is_staff = is_staff
             user.save(update_fields=["is_staff"])
