@@ -37,7 +37,6 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -46,9 +45,17 @@ from pathlib import Path
 
 import psycopg
 
-ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import (
+    ROOT,
+    database_url,
+    free_port,
+    manage,
+    manage_ok,
+    recreate_database,
+)
+
 BENCH_DIR = ROOT / ".bench"
-PYTHON = ROOT / ".venv" / "bin" / "python"
 GUNICORN = ROOT / ".venv" / "bin" / "gunicorn"
 DATABASE = "modelgov_audit_bench"
 # The baseline: PostgreSQL writing the same rows, every column, as fast as it can.
@@ -60,40 +67,6 @@ COPY_STATEMENT = (
 RSS_LIMIT_MB = 200
 VERIFY_LIMIT_S = 60
 RATE_FRACTION = 1 / 3
-
-
-def database_url(server: str, name: str) -> str:
-    return f"{server.rstrip('/')}/{name}"
-
-
-def recreate_database(server: str, name: str) -> None:
-    with psycopg.connect(database_url(server, "postgres"), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-
-
-def manage(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(PYTHON), "manage.py", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-
-
-def manage_ok(env: dict[str, str], *args: str) -> str:
-    result = manage(env, *args)
-    if result.returncode != 0:
-        raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{result.stdout}{result.stderr}")
-    return result.stdout
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def synthetic_events(count: int, seed: int = 20260301):

@@ -48,7 +48,6 @@ import http.client
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -60,9 +59,17 @@ from pathlib import Path
 
 import psycopg
 
-ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import (
+    ROOT,
+    database_url,
+    free_port,
+    manage,
+    manage_ok,
+    recreate_database,
+)
+
 BENCH_DIR = ROOT / ".bench"
-PYTHON = ROOT / ".venv" / "bin" / "python"
 GUNICORN = ROOT / ".venv" / "bin" / "gunicorn"
 MLFLOW_VENV = BENCH_DIR / "mlflow-venv"
 MLFLOW_VERSION = "3.17.2"
@@ -225,22 +232,6 @@ def request(conn: http.client.HTTPConnection, method: str, path: str, body=None,
     return response.status, payload
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def database_url(server: str, name: str) -> str:
-    return f"{server.rstrip('/')}/{name}"
-
-
-def recreate_database(server: str, name: str) -> None:
-    with psycopg.connect(database_url(server, "postgres"), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-
-
 def run_batch(
     system: str, server: Server, concurrency: int, count: int, make_request, expected_status: int
 ) -> Batch:
@@ -294,24 +285,6 @@ def run_batch(
 
 def sha256_of(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-def manage(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(PYTHON), "manage.py", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-
-
-def manage_ok(env: dict[str, str], *args: str) -> str:
-    result = manage(env, *args)
-    if result.returncode != 0:
-        raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{result.stdout}{result.stderr}")
-    return result.stdout
 
 
 def source_revision() -> str:

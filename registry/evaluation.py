@@ -7,12 +7,14 @@ an empty or binary file, a missing column or a non-numeric label is refused whol
 import csv
 import hashlib
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import numpy as np
-import pandas as pd
 from django.conf import settings
 
 from registry.errors import InvalidInput, RequestTooLarge
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 SNIFF_BYTES = 64 * 1024
 
@@ -98,6 +100,11 @@ def parse_upload(upload, spec: EvaluationSpec) -> ParsedEvaluation:
     if missing:
         raise InvalidInput(next(iter(missing.values()))[0], errors=missing)
 
+    # pandas is imported where it is used: every web process imports this module, and
+    # pandas would add some 50 MB to each, for the rare request that uploads a file.
+    import numpy as np
+    import pandas as pd
+
     upload.seek(0)
     try:
         frame = pd.read_csv(
@@ -132,8 +139,10 @@ def parse_upload(upload, spec: EvaluationSpec) -> ParsedEvaluation:
     )
 
 
-def load_frame(evaluation) -> pd.DataFrame:
+def load_frame(evaluation) -> "pd.DataFrame":
     """The columns a gate needs, with labels, predictions and scores as numbers."""
+    import pandas as pd
+
     spec = EvaluationSpec(
         evaluation.label_column,
         evaluation.prediction_column,
