@@ -90,6 +90,16 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+else:
+    # Parameters bound by the server, and statements a connection runs often
+    # (authentication, registration, the audit append) prepared once per connection
+    # instead of planned on every call. Behind a pooler without prepared-statement
+    # support (PgBouncer before 1.21 in transaction mode), set DB_PREPARE_THRESHOLD=off.
+    threshold = os.environ.get("DB_PREPARE_THRESHOLD", "5").strip().lower()
+    DATABASES["default"]["OPTIONS"] = {
+        "server_side_binding": True,
+        "prepare_threshold": None if threshold in ("", "off", "none") else int(threshold),
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTHENTICATION_BACKENDS = [

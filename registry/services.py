@@ -4,15 +4,17 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, Group
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from guardian.shortcuts import assign_perm, remove_perm
 
 from audits.services import record
-from registry.errors import Conflict, Forbidden, InvalidInput
+from config.rows import insert_row, table
+from registry.errors import Conflict, Forbidden, InvalidInput, NotFound
 from registry.evaluation import EvaluationSpec, parse_upload
 from registry.models import EvaluationData, ModelVersion, RegisteredModel
 from registry.permissions import (
     ADD_MODEL,
+    ADD_VERSION,
     GRANTABLE,
     require_change,
     require_register,
@@ -102,10 +104,43 @@ def registered_model_update(
     return model
 
 
+def _claim_version_number(name: str, artifact_sha256: str) -> tuple[int, str, int, int | None]:
+    """Lock the model row and advance its version counter, unless this artifact is
+    already registered: (model id, name, version number, existing version id).
+
+    One statement, since every registration runs it: the row lock orders concurrent
+    registrations of a model, so numbers come out 1, 2, 3... with no gap or duplicate.
+    """
+    models_table, versions_table = table(RegisteredModel), table(ModelVersion)
+    existing = (
+        f"(SELECT v.id FROM {versions_table} v"  # noqa: S608
+        f" WHERE v.model_id = {models_table}.id AND v.artifact_sha256 = %s)"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {models_table}"  # noqa: S608
+            f" SET last_version = last_version + (CASE WHEN {existing} IS NULL THEN 1 ELSE 0 END)"
+            f" WHERE name = %s RETURNING id, name, last_version, {existing}",
+            [artifact_sha256, name, artifact_sha256],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        raise NotFound(f"No model named {name!r}.")
+    return row
+
+
+def _registered(name: str, artifact_sha256: str) -> ModelVersion | None:
+    return (
+        ModelVersion.objects.select_related("model", "created_by")
+        .filter(model__name=name, artifact_sha256=artifact_sha256)
+        .first()
+    )
+
+
 def model_version_register(
     *,
     actor: AbstractBaseUser,
-    model: RegisteredModel,
+    model: RegisteredModel | str,
     artifact_uri: str,
     artifact_sha256: str,
     artifact_size: int | None = None,
@@ -117,54 +152,64 @@ def model_version_register(
     tags: dict | None = None,
     description: str = "",
 ) -> tuple[ModelVersion, bool]:
-    """Register a version; the same artifact again returns the existing one, unchanged.
+    """Register a version of a model (given as itself or by name); the same artifact
+    again returns the existing version, unchanged.
 
     Returns (version, created).
     """
-    require_register(actor, model)
-    with transaction.atomic():
-        # The model row's lock orders concurrent registrations, so version numbers
-        # come out 1, 2, 3... with no gap or duplicate, and a retried request finds
-        # the version its first attempt made.
-        locked = RegisteredModel.objects.select_for_update().get(pk=model.pk)
-        existing = ModelVersion.objects.filter(
-            model=locked, artifact_sha256=artifact_sha256
-        ).first()
-        if existing is not None:
-            existing.model = locked
-            return existing, False
-        number = locked.last_version + 1
-        version = ModelVersion.objects.create(
-            model=locked,
-            version=number,
-            artifact_uri=artifact_uri,
-            artifact_sha256=artifact_sha256,
-            artifact_size=artifact_size,
-            framework=framework,
-            metrics=metrics or {},
-            params=params or {},
-            lineage=lineage or {},
-            card=card or {},
-            tags=tags or {},
-            description=description,
-            created_by=actor,
-        )
-        RegisteredModel.objects.filter(pk=locked.pk).update(last_version=number)
-        record(
-            actor=actor,
-            action="model_version.registered",
-            obj=version,
-            model=locked.name,
-            data={
-                "version": number,
-                "artifact_uri": artifact_uri,
-                "artifact_sha256": artifact_sha256,
-                "artifact_size": artifact_size,
-                "framework": framework,
-                "metrics": version.metrics,
-                "lineage": version.lineage,
-            },
-        )
+    name = model if isinstance(model, str) else model.name
+    if not actor.has_perm(ADD_VERSION):
+        # Owners and those they grant: the model's own permissions decide.
+        if isinstance(model, str):
+            model = RegisteredModel.objects.filter(name=name).first()
+            if model is None:
+                raise NotFound(f"No model named {name!r}.")
+        require_register(actor, model)
+    try:
+        with transaction.atomic():
+            model_id, name, number, existing_id = _claim_version_number(name, artifact_sha256)
+            if existing_id is not None:
+                return _registered(name, artifact_sha256), False
+            version = ModelVersion(
+                model=RegisteredModel.from_db(
+                    connection.alias, ["id", "name", "last_version"], [model_id, name, number]
+                ),
+                version=number,
+                artifact_uri=artifact_uri,
+                artifact_sha256=artifact_sha256,
+                artifact_size=artifact_size,
+                framework=framework,
+                metrics=metrics or {},
+                params=params or {},
+                lineage=lineage or {},
+                card=card or {},
+                tags=tags or {},
+                description=description,
+                created_by=actor,
+            )
+            insert_row(version)
+            record(
+                actor=actor,
+                action="model_version.registered",
+                obj=version,
+                model=name,
+                data={
+                    "version": number,
+                    "artifact_uri": artifact_uri,
+                    "artifact_sha256": artifact_sha256,
+                    "artifact_size": artifact_size,
+                    "framework": framework,
+                    "metrics": version.metrics,
+                    "lineage": version.lineage,
+                },
+            )
+    except IntegrityError:
+        # A registration of the same artifact committed while this one waited for the
+        # row lock, after this statement's snapshot was taken: answer with that one.
+        existing = _registered(name, artifact_sha256)
+        if existing is None:
+            raise
+        return existing, False
     return version, True
 
 

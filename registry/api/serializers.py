@@ -132,6 +132,25 @@ class ParamsField(serializers.JSONField):
         return data
 
 
+class SharedFields:
+    """Build a serializer's fields once per class instead of once per instance.
+
+    DRF deep-copies the declared fields, and a ModelSerializer introspects its model,
+    for every instance: that was most of the cost of answering a registration. Only
+    for serializers whose fields keep no state between calls, read no context and
+    are never partial (the shared fields' root is an empty prototype).
+    """
+
+    @property
+    def fields(self):
+        cls = type(self)
+        shared = cls.__dict__.get("_shared_fields")
+        if shared is None:
+            # Bound to an empty prototype, so no instance or data is kept alive.
+            shared = cls._shared_fields = super(SharedFields, cls()).fields
+        return shared
+
+
 class LineageSerializer(serializers.Serializer):
     dataset_uri = CharField(max_length=2048, required=False, allow_blank=True)
     dataset_sha256 = RegexField(
@@ -245,7 +264,7 @@ class RegisteredModelDetailSerializer(RegisteredModelSerializer):
         }
 
 
-class ModelVersionInputSerializer(StrictSerializer):
+class ModelVersionInputSerializer(SharedFields, StrictSerializer):
     read_only_messages = {
         "stage": "The stage changes only through a promotion request.",
         "version": "Version numbers are assigned by the registry.",
@@ -288,7 +307,7 @@ class ModelVersionUpdateSerializer(StrictSerializer):
     tags = TagsField()
 
 
-class ModelVersionSerializer(serializers.ModelSerializer):
+class ModelVersionSerializer(SharedFields, serializers.ModelSerializer):
     model = CharField(source="model.name", read_only=True)
     created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
 

@@ -2,6 +2,7 @@
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
+from rest_framework.exceptions import ValidationError
 from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
@@ -23,6 +24,7 @@ from registry.api.serializers import (
 from registry.errors import InvalidInput, RequestTooLarge
 from registry.evaluation import EvaluationSpec, max_bytes
 from registry.models import RiskTier, Stage
+from registry.permissions import require_view
 
 
 def paginate(view: APIView, queryset, serializer_class, **context):
@@ -147,11 +149,15 @@ class VersionListCreateApi(PaginatedApi):
         "answers 200 with the existing version and changes nothing, so retries are safe.",
     )
     def post(self, request, name: str):
-        model = selectors.registered_model_get(user=request.user, name=name)
+        require_view(request.user)
         serializer = ModelVersionInputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
+        if not serializer.is_valid():
+            # A missing model answers 404 before the body is judged, as on every route
+            # under a model; the service finds the model itself when the body is good.
+            selectors.registered_model_get(user=request.user, name=name)
+            raise ValidationError(serializer.errors)
         version, created = services.model_version_register(
-            actor=request.user, model=model, **serializer.validated_data
+            actor=request.user, model=name, **serializer.validated_data
         )
         return Response(
             ModelVersionSerializer(version).data,
