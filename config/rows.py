@@ -27,7 +27,7 @@ def for_update(using: str = "default") -> str:
 
 
 @cache
-def _insert(model: type[models.Model], vendor: str, using: str):
+def _insert(model: type[models.Model], using: str):
     connection = connections[using]
     pk = model._meta.pk
     generated_pk = isinstance(pk, AutoFieldMixin)
@@ -52,7 +52,7 @@ def insert_row(obj: models.Model, using: str = "default") -> models.Model:
     """INSERT one new instance, as `obj.save(force_insert=True)` would, in one statement."""
     connection = connections[using]
     model = type(obj)
-    sql, fields, generated_pk, returning = _insert(model, connection.vendor, using)
+    sql, fields, generated_pk, returning = _insert(model, using)
     values = [
         field.get_db_prep_save(field.pre_save(obj, True), connection=connection) for field in fields
     ]

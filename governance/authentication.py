@@ -18,7 +18,7 @@ def hash_token(secret: str) -> str:
 
 
 @cache
-def _token_query(vendor: str) -> tuple[str, tuple[str, ...]]:
+def _token_query() -> tuple[str, tuple[str, ...]]:
     """One statement for the token's user, its groups and its permissions.
 
     Django would take four (the token with its user, the user's permissions, its
@@ -83,7 +83,7 @@ def _token_query(vendor: str) -> tuple[str, tuple[str, ...]]:
 def user_for_token(secret: str):
     """(user, token) for an unrevoked token of an active user, with the user's
     permissions loaded; (None, None) otherwise."""
-    sql, attnames = _token_query(connection.vendor)
+    sql, attnames = _token_query()
     with connection.cursor() as cursor:
         cursor.execute(sql, [hash_token(secret)] * 4)
         rows = cursor.fetchall()

@@ -20,6 +20,7 @@ from registry.permissions import (
     require_register,
     require_upload,
 )
+from registry.selectors import registered_model_get
 
 MODEL_EDITABLE = ("description", "risk_tier", "card", "tags")
 VERSION_EDITABLE = ("description", "card", "tags")
@@ -161,9 +162,7 @@ def model_version_register(
     if not actor.has_perm(ADD_VERSION):
         # Owners and those they grant: the model's own permissions decide.
         if isinstance(model, str):
-            model = RegisteredModel.objects.filter(name=name).first()
-            if model is None:
-                raise NotFound(f"No model named {name!r}.")
+            model = registered_model_get(user=actor, name=name)
         require_register(actor, model)
     try:
         with transaction.atomic():
