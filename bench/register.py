@@ -111,6 +111,8 @@ class Batch:
     latencies: list[float] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     own_cpu: float = 0.0
+    # The same CPU time split by who spent it: this script, the server, PostgreSQL.
+    cpu_split: dict[str, float] = field(default_factory=dict)
     other_cpu: float = 0.0
 
     @property
@@ -164,14 +166,19 @@ class Server:
             time.sleep(0.5)
         raise RuntimeError(f"{self.name} did not answer {path} in {timeout:.0f}s")
 
-    def cpu_seconds(self) -> dict[int, float]:
-        """CPU used so far by this script, the server's processes and their PostgreSQL backends."""
+    def cpu_seconds(self) -> dict[int, tuple[str, float]]:
+        """CPU used so far by this script, the server's processes and their PostgreSQL
+        backends, by pid, each with who it is: "client", "server" or "database"."""
         backend = f" {self.database} ".encode()
-        return processes_cpu_seconds(
-            lambda pid, group, cmdline: (
-                pid == os.getpid() or group == self.process.pid or backend in cmdline
-            )
-        )
+
+        def role(pid: int, group: int, cmdline: bytes) -> str | None:
+            if pid == os.getpid():
+                return "client"
+            if group == self.process.pid:
+                return "server"
+            return "database" if backend in cmdline else None
+
+        return processes_cpu_seconds(role)
 
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:
@@ -191,8 +198,9 @@ def machine_busy_seconds() -> float:
     return (sum(ticks[0:3]) + ticks[5] + ticks[6]) / CLOCK_TICKS
 
 
-def processes_cpu_seconds(selected) -> dict[int, float]:
-    """CPU time by pid of the running processes for which selected(pid, group, cmdline) is true."""
+def processes_cpu_seconds(role_of) -> dict[int, tuple[str, float]]:
+    """(role, CPU time) by pid of the running processes to which role_of(pid, group,
+    cmdline) gives a role."""
     seconds = {}
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
@@ -206,8 +214,9 @@ def processes_cpu_seconds(selected) -> dict[int, float]:
             continue
         # fields[0] is field 3 of proc(5), the state: pgrp (5) is [2], utime (14) [11], stime [12].
         pid = int(entry.name)
-        if selected(pid, int(fields[2]), cmdline):
-            seconds[pid] = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+        role = role_of(pid, int(fields[2]), cmdline)
+        if role is not None:
+            seconds[pid] = (role, (int(fields[11]) + int(fields[12])) / CLOCK_TICKS)
     return seconds
 
 
@@ -278,7 +287,10 @@ def run_batch(
     # Per process, so that a database connection Django recycles mid-batch (and the
     # CPU its backend used before the batch) does not drop out of the difference.
     own_after = server.cpu_seconds()
-    batch.own_cpu = sum(cpu - own_before.get(pid, 0.0) for pid, cpu in own_after.items())
+    for pid, (role, cpu) in own_after.items():
+        spent = cpu - own_before.get(pid, (role, 0.0))[1]
+        batch.cpu_split[role] = batch.cpu_split.get(role, 0.0) + spent
+    batch.own_cpu = sum(batch.cpu_split.values())
     batch.other_cpu = max(0.0, machine_busy_seconds() - busy_before - batch.own_cpu)
     return batch
 
@@ -574,9 +586,13 @@ def print_report(args, modelgov: list[Batch], mlflow: list[Batch], report: dict)
     cores = os.cpu_count()
     print(f"CPU per registration, and what other processes used meanwhile ({cores} cores):")
     for batch in modelgov + mlflow:
+        split = ", ".join(
+            f"{role} {batch.cpu_split.get(role, 0.0) / batch.count * 1000:.2f}"
+            for role in ("client", "server", "database")
+        )
         print(
             f"  {batch.system:<8} {batch.concurrency:>2} clients: "
-            f"{batch.own_cpu / batch.count * 1000:5.1f} ms (client, server, its PostgreSQL); "
+            f"{batch.own_cpu / batch.count * 1000:5.2f} ms ({split}); "
             f"others {batch.other_cpu / batch.seconds:.2f} cores"
         )
     print()

@@ -1,5 +1,7 @@
 """Every change to the inventory, each audited in its own transaction."""
 
+from contextlib import nullcontext
+from functools import cache
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -8,7 +10,8 @@ from django.db import IntegrityError, connection, transaction
 from guardian.shortcuts import assign_perm, remove_perm
 
 from audits.services import record
-from config.rows import insert_row, table
+from audits.statement import Computed, event_statement
+from config.rows import insert_row, quote, table
 from registry.errors import Conflict, Forbidden, InvalidInput, NotFound
 from registry.evaluation import EvaluationSpec, parse_upload
 from registry.models import EvaluationData, ModelVersion, RegisteredModel
@@ -130,6 +133,86 @@ def _claim_version_number(name: str, artifact_sha256: str) -> tuple[int, str, in
     return row
 
 
+@cache
+def _version_columns() -> tuple[tuple[str, str], ...]:
+    """(column, value) of a version's INSERT ... SELECT: its model and number from the
+    claimed row, every other value a parameter cast to its column's type."""
+    columns = []
+    for field in ModelVersion._meta.concrete_fields:
+        if field.primary_key:
+            continue
+        if field.name == "model":
+            value = "claimed.id"
+        elif field.name == "version":
+            value = "claimed.last_version"
+        else:
+            value = f"%s::{field.cast_db_type(connection)}"
+        columns.append((quote(field.column), value))
+    return tuple(columns)
+
+
+def _register_in_one_statement(version: ModelVersion, name: str) -> ModelVersion | None:
+    """PostgreSQL: claim the number, insert the version and append its audit event in
+    one statement, which commits or fails as a unit; None when it changed nothing
+    (the artifact is registered already, there is no such model, or the audit log has
+    no head yet) or the event cannot be written this way, for the general path.
+
+    Outside a transaction it is a transaction of its own, with no BEGIN or COMMIT to
+    send; inside one, a savepoint lets a lost race be answered like a retry.
+    """
+    event = event_statement(
+        actor=version.created_by,
+        action="model_version.registered",
+        object_type="model_version",
+        object_id=Computed("registered.id"),
+        object_repr=(f"{name} v", Computed("registered.version")),
+        model=name,
+        data={
+            "version": Computed("registered.version"),
+            "artifact_uri": version.artifact_uri,
+            "artifact_sha256": version.artifact_sha256,
+            "artifact_size": version.artifact_size,
+            "framework": version.framework,
+            "metrics": version.metrics,
+            "lineage": version.lineage,
+        },
+        after="registered",
+        returning="registered.id, registered.model_id, registered.version",
+    )
+    if event is None:
+        return None
+    models_table, versions_table = table(RegisteredModel), table(ModelVersion)
+    columns = _version_columns()
+    values = [
+        field.get_db_prep_save(field.pre_save(version, True), connection=connection)
+        for field in ModelVersion._meta.concrete_fields
+        if not field.primary_key and field.name not in ("model", "version")
+    ]
+    sql = (
+        f"WITH claimed AS (UPDATE {models_table} m SET last_version = m.last_version + 1"  # noqa: S608
+        f" WHERE m.name = %s AND {event.guard} AND NOT EXISTS (SELECT 1 FROM {versions_table} v"
+        " WHERE v.model_id = m.id AND v.artifact_sha256 = %s) RETURNING m.id, m.last_version),"
+        f" registered AS (INSERT INTO {versions_table} ({', '.join(c for c, _ in columns)})"
+        f" SELECT {', '.join(v for _, v in columns)} FROM claimed"
+        " RETURNING id, model_id, version), "
+        f"{event.ctes} {event.final}"
+    )
+    params = [name, version.artifact_sha256, *values, *event.params]
+    savepoint = transaction.atomic() if connection.in_atomic_block else nullcontext()
+    with savepoint, connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    version.pk, model_id, version.version = row
+    version.model = RegisteredModel.from_db(
+        connection.alias, ["id", "name", "last_version"], [model_id, name, version.version]
+    )
+    version._state.adding = False
+    version._state.db = connection.alias
+    return version
+
+
 def _registered(name: str, artifact_sha256: str) -> ModelVersion | None:
     return (
         ModelVersion.objects.select_related("model", "created_by")
@@ -164,28 +247,39 @@ def model_version_register(
         if isinstance(model, str):
             model = registered_model_get(user=actor, name=name)
         require_register(actor, model)
+    version = ModelVersion(
+        artifact_uri=artifact_uri,
+        artifact_sha256=artifact_sha256,
+        artifact_size=artifact_size,
+        framework=framework,
+        metrics=metrics or {},
+        params=params or {},
+        lineage=lineage or {},
+        card=card or {},
+        tags=tags or {},
+        description=description,
+        created_by=actor,
+    )
+    if connection.vendor == "postgresql":
+        try:
+            if _register_in_one_statement(version, name) is not None:
+                return version, True
+        except IntegrityError:
+            # A registration of the same artifact committed after this statement's
+            # snapshot was taken: answer with that one, as a retry is answered.
+            pass
+        existing = _registered(name, artifact_sha256)
+        if existing is not None:
+            return existing, False
     try:
         with transaction.atomic():
             model_id, name, number, existing_id = _claim_version_number(name, artifact_sha256)
             if existing_id is not None:
                 return _registered(name, artifact_sha256), False
-            version = ModelVersion(
-                model=RegisteredModel.from_db(
-                    connection.alias, ["id", "name", "last_version"], [model_id, name, number]
-                ),
-                version=number,
-                artifact_uri=artifact_uri,
-                artifact_sha256=artifact_sha256,
-                artifact_size=artifact_size,
-                framework=framework,
-                metrics=metrics or {},
-                params=params or {},
-                lineage=lineage or {},
-                card=card or {},
-                tags=tags or {},
-                description=description,
-                created_by=actor,
+            version.model = RegisteredModel.from_db(
+                connection.alias, ["id", "name", "last_version"], [model_id, name, number]
             )
+            version.version = number
             insert_row(version)
             record(
                 actor=actor,

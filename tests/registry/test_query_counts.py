@@ -59,15 +59,27 @@ def test_a_registration_costs_the_same_statements_however_many_versions_exist(
         created = ci.post(url, version_payload("new"), format="json")
     assert created.status_code == 201
     assert created.json()["version"] == 101
-    # token with its user, roles and permissions; savepoint; the model's row locked
-    # and its counter advanced; the version; the chain head locked; the event; the
-    # head moved; release
-    assert len(queries) == 8, [q["sql"][:60] for q in queries.captured_queries]
+    statements = [q["sql"][:60] for q in queries.captured_queries]
+    if connection.vendor == "postgresql":
+        # token with its user, roles and permissions; savepoint (the test runs in a
+        # transaction; a request outside one sends neither); one statement that
+        # claims the number, inserts the version and appends its event; release
+        assert len(queries) == 4, statements
+    else:
+        # token; savepoint; the model's row locked and its counter advanced; the
+        # version; the chain head locked; the event; the head moved; release
+        assert len(queries) == 8, statements
 
     with CaptureQueriesContext(connection) as queries:
         again = ci.post(url, version_payload("new"), format="json")
     assert again.status_code == 200
     assert again.json() == created.json()
-    # token; savepoint; the model's row locked, finding the artifact; the existing
-    # version; release
-    assert len(queries) == 5, [q["sql"][:60] for q in queries.captured_queries]
+    statements = [q["sql"][:60] for q in queries.captured_queries]
+    if connection.vendor == "postgresql":
+        # token; savepoint; the statement, which finds the artifact and changes
+        # nothing; release; the existing version
+        assert len(queries) == 5, statements
+    else:
+        # token; savepoint; the model's row locked, finding the artifact; the existing
+        # version; release
+        assert len(queries) == 5, statements
