@@ -22,6 +22,7 @@ with seq as it does under record().
 
 import json
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
@@ -107,6 +108,39 @@ class _Template:
         return " || ".join(parts)
 
 
+_COLUMNS = (
+    "seq",
+    "occurred_at",
+    "actor",
+    "actor_user_id",
+    "actor_kind",
+    "action",
+    "object_type",
+    "object_id",
+    "object_repr",
+    "model",
+    "data",
+    "request_id",
+    "ip",
+    "prev_hash",
+    "hash",
+)
+
+
+@cache
+def _names() -> tuple[str, str, str, str, str]:
+    """The head's and the log's tables, the event's columns in _COLUMNS order, and
+    its seq and hash columns, quoted."""
+    column = {field.name: quote(field.column) for field in AuditEvent._meta.concrete_fields}
+    return (
+        table(ChainHead),
+        table(AuditEvent),
+        ", ".join(column[name] for name in _COLUMNS),
+        column["seq"],
+        column["hash"],
+    )
+
+
 def event_statement(
     *,
     actor,
@@ -162,34 +196,13 @@ def event_statement(
     if canonical_sql is None:
         return None
 
-    head, events = table(ChainHead), table(AuditEvent)
-    column = {field.name: quote(field.column) for field in AuditEvent._meta.concrete_fields}
+    head, events, columns, seq_column, hash_column = _names()
     data_sql = "%s::jsonb"
     data_params: list[Any] = [json.dumps(payload, cls=DjangoJSONEncoder)]
     if computed:
         pairs = ", ".join(f"%s::text, ({value.expression})" for value in computed.values())
         data_sql = f"({data_sql} || jsonb_build_object({pairs}))"
         data_params += list(computed)
-    columns = ", ".join(
-        column[name]
-        for name in (
-            "seq",
-            "occurred_at",
-            "actor",
-            "actor_user_id",
-            "actor_kind",
-            "action",
-            "object_type",
-            "object_id",
-            "object_repr",
-            "model",
-            "data",
-            "request_id",
-            "ip",
-            "prev_hash",
-            "hash",
-        )
-    )
     digest = (
         "encode(sha256(convert_to(audit_head.prev_hash || E'\\n' || "
         f"{canonical_sql}, 'UTF8')), 'hex')"
@@ -206,7 +219,7 @@ def event_statement(
         f" %s::text || {_text(repr_number.expression)}, %s::text, {data_sql},"
         f" %s::text, %s::text, audit_head.prev_hash, {digest}"
         f" FROM audit_head, {after}"
-        f" RETURNING {column['seq']} AS seq, {column['hash']} AS hash)"
+        f" RETURNING {seq_column} AS seq, {hash_column} AS hash)"
     )
     params = [
         actor_name,

@@ -91,6 +91,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
     DATABASES["default"]["CONN_MAX_AGE"] = 0
 else:
+    # Django's backend, whose per-request health check skips the round trip when the
+    # connection's socket shows the server has not dropped it; see the module.
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        DATABASES["default"]["ENGINE"] = "config.postgresql"
     # Parameters bound by the server, and statements a connection runs often
     # (authentication, registration, the audit append) prepared once per connection
     # instead of planned on every call. Behind a pooler without prepared-statement

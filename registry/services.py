@@ -6,7 +6,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, Group
-from django.db import IntegrityError, connection, transaction
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, transaction
 from guardian.shortcuts import assign_perm, remove_perm
 
 from audits.services import record
@@ -134,21 +134,32 @@ def _claim_version_number(name: str, artifact_sha256: str) -> tuple[int, str, in
 
 
 @cache
-def _version_columns() -> tuple[tuple[str, str], ...]:
-    """(column, value) of a version's INSERT ... SELECT: its model and number from the
-    claimed row, every other value a parameter cast to its column's type."""
-    columns = []
+def _registration_sql() -> tuple[str, tuple]:
+    """The CTEs that claim a number and insert the version, and the fields whose values
+    they take as parameters, each cast to its column's type; the model and the number
+    come from the claimed row. `{guard}` is left for the audit log's condition."""
+    models_table, versions_table = table(RegisteredModel), table(ModelVersion)
+    columns, values, fields = [], [], []
     for field in ModelVersion._meta.concrete_fields:
         if field.primary_key:
             continue
+        columns.append(quote(field.column))
         if field.name == "model":
-            value = "claimed.id"
+            values.append("claimed.id")
         elif field.name == "version":
-            value = "claimed.last_version"
+            values.append("claimed.last_version")
         else:
-            value = f"%s::{field.cast_db_type(connection)}"
-        columns.append((quote(field.column), value))
-    return tuple(columns)
+            values.append(f"%s::{field.cast_db_type(connection)}")
+            fields.append(field)
+    sql = (
+        f"WITH claimed AS (UPDATE {models_table} m SET last_version = m.last_version + 1"  # noqa: S608
+        " WHERE m.name = %s AND {guard} AND NOT EXISTS (SELECT 1 FROM"
+        f" {versions_table} v WHERE v.model_id = m.id AND v.artifact_sha256 = %s)"
+        " RETURNING m.id, m.last_version),"
+        f" registered AS (INSERT INTO {versions_table} ({', '.join(columns)})"
+        f" SELECT {', '.join(values)} FROM claimed RETURNING id, model_id, version)"
+    )
+    return sql, tuple(fields)
 
 
 def _register_in_one_statement(version: ModelVersion, name: str) -> ModelVersion | None:
@@ -181,35 +192,24 @@ def _register_in_one_statement(version: ModelVersion, name: str) -> ModelVersion
     )
     if event is None:
         return None
-    models_table, versions_table = table(RegisteredModel), table(ModelVersion)
-    columns = _version_columns()
-    values = [
-        field.get_db_prep_save(field.pre_save(version, True), connection=connection)
-        for field in ModelVersion._meta.concrete_fields
-        if not field.primary_key and field.name not in ("model", "version")
-    ]
-    sql = (
-        f"WITH claimed AS (UPDATE {models_table} m SET last_version = m.last_version + 1"  # noqa: S608
-        f" WHERE m.name = %s AND {event.guard} AND NOT EXISTS (SELECT 1 FROM {versions_table} v"
-        " WHERE v.model_id = m.id AND v.artifact_sha256 = %s) RETURNING m.id, m.last_version),"
-        f" registered AS (INSERT INTO {versions_table} ({', '.join(c for c, _ in columns)})"
-        f" SELECT {', '.join(v for _, v in columns)} FROM claimed"
-        " RETURNING id, model_id, version), "
-        f"{event.ctes} {event.final}"
-    )
+    prefix, fields = _registration_sql()
+    # The connection itself, not the proxy, which looks it up on every attribute.
+    db = connections[DEFAULT_DB_ALIAS]
+    values = [field.get_db_prep_save(field.pre_save(version, True), db) for field in fields]
+    sql = f"{prefix.format(guard=event.guard)}, {event.ctes} {event.final}"
     params = [name, version.artifact_sha256, *values, *event.params]
-    savepoint = transaction.atomic() if connection.in_atomic_block else nullcontext()
-    with savepoint, connection.cursor() as cursor:
+    savepoint = transaction.atomic() if db.in_atomic_block else nullcontext()
+    with savepoint, db.cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
     if row is None:
         return None
     version.pk, model_id, version.version = row
     version.model = RegisteredModel.from_db(
-        connection.alias, ["id", "name", "last_version"], [model_id, name, version.version]
+        db.alias, ["id", "name", "last_version"], [model_id, name, version.version]
     )
     version._state.adding = False
-    version._state.db = connection.alias
+    version._state.db = db.alias
     return version
 
 
