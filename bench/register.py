@@ -4,7 +4,9 @@ Both services run on this machine against the same PostgreSQL, each in a fresh
 database (modelgov_bench, mlflow_bench; dropped and re-created at the start of a
 run and left in place afterwards for inspection). For each concurrency level the
 script registers N versions of one fresh model over HTTP, with one client thread
-and one persistent connection per concurrent client, and reports:
+and one keep-alive connection per concurrent client (reopened whenever the server
+closes it), through a minimal HTTP client that leaves the cores to the servers,
+and reports:
 
 - versions per second (N divided by the wall time of the whole batch),
 - the median (p50) and 95th percentile (p95) latency of one registration,
@@ -48,6 +50,7 @@ import http.client
 import json
 import os
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -241,6 +244,87 @@ def request(conn: http.client.HTTPConnection, method: str, path: str, body=None,
     return response.status, payload
 
 
+class LoadConnection:
+    """One keep-alive HTTP/1.1 connection that costs the client as little as it can.
+
+    The client shares the machine's cores with the server it measures, so every
+    microsecond it spends is taken from the server. http.client builds and parses
+    each message through email.parser and several layers of buffering; here a
+    request is written as one bytes object and the answer read by its Content-Length
+    (or chunk by chunk), reconnecting when the server closes the connection (as
+    gunicorn's sync workers do after every answer).
+    """
+
+    def __init__(self, port: int, timeout: float = 60):
+        self.address = ("127.0.0.1", port)
+        self.timeout = timeout
+        self.sock: socket.socket | None = None
+        self.host = f"Host: 127.0.0.1:{port}\r\n".encode()
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+    def request(self, method: str, path: str, body, headers: dict[str, str]):
+        """Send one request; returns (status, raw body)."""
+        data = b"" if body is None else json.dumps(body).encode()
+        head = [f"{method} {path} HTTP/1.1\r\n".encode(), self.host]
+        head += [f"{name}: {value}\r\n".encode() for name, value in headers.items()]
+        if body is not None:
+            head.append(b"Content-Type: application/json\r\n")
+        head.append(f"Content-Length: {len(data)}\r\n\r\n".encode())
+        message = b"".join(head) + data
+        if self.sock is None:
+            self.sock = socket.create_connection(self.address, timeout=self.timeout)
+            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock.sendall(message)
+        return self._read_answer()
+
+    def _read_answer(self):
+        buffer = b""
+        while b"\r\n\r\n" not in buffer:
+            buffer += self._recv()
+        head, _, rest = buffer.partition(b"\r\n\r\n")
+        lines = head.split(b"\r\n")
+        status = int(lines[0].split(b" ", 2)[1])
+        fields = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(b":")
+            fields[name.strip().lower()] = value.strip().lower()
+        if fields.get(b"transfer-encoding") == b"chunked":
+            payload, rest = self._read_chunks(rest)
+        else:
+            length = int(fields.get(b"content-length", b"0"))
+            while len(rest) < length:
+                rest += self._recv()
+            payload = rest[:length]
+        if fields.get(b"connection") == b"close":
+            self.close()
+        return status, payload
+
+    def _read_chunks(self, buffer: bytes) -> tuple[bytes, bytes]:
+        payload = b""
+        while True:
+            while b"\r\n" not in buffer:
+                buffer += self._recv()
+            size_line, _, buffer = buffer.partition(b"\r\n")
+            size = int(size_line.split(b";")[0], 16)
+            while len(buffer) < size + 2:
+                buffer += self._recv()
+            payload += buffer[:size]
+            buffer = buffer[size + 2 :]
+            if size == 0:
+                return payload, buffer
+
+    def _recv(self) -> bytes:
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            self.close()
+            raise ConnectionError("the server closed the connection mid-answer")
+        return chunk
+
+
 def run_batch(
     system: str, server: Server, concurrency: int, count: int, make_request, expected_status: int
 ) -> Batch:
@@ -255,7 +339,7 @@ def run_batch(
     lock = threading.Lock()
 
     def client() -> None:
-        conn = connect(port)
+        conn = LoadConnection(port)
         try:
             while True:
                 with lock:
@@ -265,14 +349,14 @@ def run_batch(
                 method, path, body, headers = make_request(index)
                 started = time.perf_counter()
                 try:
-                    status, payload = request(conn, method, path, body, headers)
-                except (OSError, http.client.HTTPException) as exc:
+                    status, payload = conn.request(method, path, body, headers)
+                except (OSError, ValueError, IndexError) as exc:
                     conn.close()
                     batch.failures.append(f"#{index}: {type(exc).__name__}: {exc}")
                     continue
                 batch.latencies.append(time.perf_counter() - started)
                 if status != expected_status:
-                    batch.failures.append(f"#{index}: HTTP {status}: {payload}")
+                    batch.failures.append(f"#{index}: HTTP {status}: {payload[:500]!r}")
         finally:
             conn.close()
 
