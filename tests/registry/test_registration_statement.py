@@ -10,6 +10,7 @@ notes which way each registration went, so a test knows the statement was exerci
 """
 
 import hashlib
+import itertools
 import json
 import threading
 import time
@@ -79,7 +80,7 @@ AWKWARD_URI = (
 AWKWARD_LINEAGE = {
     "dataset_uri": "s3://données/naïve 🤖 «set».parquet",
     "dataset_sha256": sha("dataset"),
-    "code_repo": 'https://git.example/"repo"\\path?q=%s&r=\'1\'',
+    "code_repo": "https://git.example/\"repo\"\\path?q=%s&r='1'",
     "code_commit": "abc1234",
     "run_id": "run-«ünï»-😀-\\n-is-not-a-newline-E'\\n'",
 }
@@ -213,7 +214,7 @@ def _times_go_back(events: list[AuditEvent]) -> list[int]:
     """Seqs whose occurred_at is earlier than the event before."""
     return [
         later.seq
-        for earlier, later in zip(events, events[1:], strict=False)
+        for earlier, later in itertools.pairwise(events)
         if later.occurred_at < earlier.occurred_at
     ]
 
@@ -276,9 +277,7 @@ TWIN_PAYLOAD = version_payload(
 VARYING = ("occurred_at", "object_id")  # the time, and the id the database hands out
 
 
-def test_the_statement_writes_the_event_the_general_path_writes_field_for_field(
-    ci_api, ci, paths
-):
+def test_the_statement_writes_the_event_the_general_path_writes_field_for_field(ci_api, ci, paths):
     (_, general_version, general_events), (_, version, events) = _twin_registrations(
         ci_api, paths, TWIN_PAYLOAD
     )
@@ -405,7 +404,7 @@ def test_seq_has_no_gap_and_time_never_goes_back_as_the_two_paths_alternate(
         else:
             response = ci_api.post(URL, version_payload(f"alt-{i}"), format="json")
         assert response.status_code == 201, response.content
-        expected.append(("model_version.registered", "fraud v%d" % (i + 1)))
+        expected.append(("model_version.registered", f"fraud v{i + 1}"))
         if i % 3 == 0:
             edit = owner_api.patch(
                 "/api/v1/models/fraud/", {"description": f"edit {i}"}, format="json"
@@ -624,13 +623,13 @@ def test_once_the_head_row_exists_the_next_registration_takes_the_statement(bare
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_registration_rolled_back_with_its_callers_transaction_leaves_no_trace(
-    ci, fraud, paths
-):
+def test_a_registration_rolled_back_with_its_callers_transaction_leaves_no_trace(ci, fraud, paths):
     before = _head_seq()
     head = ChainHead.objects.get()
     with pytest.raises(_Undone), transaction.atomic():
-        model_version_register(actor=ci, model="fraud", artifact_uri="s3://a", artifact_sha256=sha(1))
+        model_version_register(
+            actor=ci, model="fraud", artifact_uri="s3://a", artifact_sha256=sha(1)
+        )
         raise _Undone
 
     assert (ChainHead.objects.get().seq, ChainHead.objects.get().hash) == (head.seq, head.hash)
@@ -729,7 +728,9 @@ def test_16_registrations_and_16_other_audited_writes_in_parallel_leave_one_chai
     assert paths.taken == ["statement"] * 16
     new = _events_after(before)
     assert sorted(e.action for e in new) == sorted(
-        ["model_version.registered"] * 16 + ["registered_model.updated"] * 11 + ["thing.touched"] * 5
+        ["model_version.registered"] * 16
+        + ["registered_model.updated"] * 11
+        + ["thing.touched"] * 5
     )
     registered = [e for e in new if e.action == "model_version.registered"]
     assert sorted(e.object_repr for e in registered) == sorted(f"fraud v{n}" for n in range(1, 17))
@@ -739,9 +740,7 @@ def test_16_registrations_and_16_other_audited_writes_in_parallel_leave_one_chai
 
 
 @pytest.mark.django_db(transaction=True)
-def test_both_registration_paths_in_parallel_on_one_model_number_1_to_16(
-    make_user, api_for, paths
-):
+def test_both_registration_paths_in_parallel_on_one_model_number_1_to_16(make_user, api_for, paths):
     make_model(make_user("olivia", "owner"), "fraud")
     ci = make_user("ci-bot", "ci")
     clients = [api_for(ci) for _ in range(16)]
