@@ -26,7 +26,9 @@ class ChainHead(models.Model):
 
 
 class AuditEvent(models.Model):
-    """One entry of the append-only, hash-chained log. Written only by audits.record()."""
+    """One entry of the append-only, hash-chained log. Written only by audits.record()
+    and, for version registrations on PostgreSQL, by the statement audits.statement
+    builds to the same rules."""
 
     seq = models.BigIntegerField(primary_key=True)
     occurred_at = models.DateTimeField()

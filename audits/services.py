@@ -1,4 +1,5 @@
-"""record(): the one writer of the audit log; the records of exports and checkpoints."""
+"""record(): the writer of the audit log (audits.statement writes the same events inside
+one SQL statement); the records of exports and checkpoints."""
 
 import json
 import re

@@ -16,8 +16,11 @@ Locks are taken in the order record() takes them: the caller's rows first, the c
 head last. The head is read FOR UPDATE, which under READ COMMITTED waits for the
 writer holding it and then reads the head that writer committed, so concurrent
 statements and record() callers queue on one row and the chain never forks. The
-time of the event is taken by that same read, after the wait, so occurred_at rises
-with seq as it does under record().
+event's time is computed by that read, and computed again when the read had to wait
+(PostgreSQL re-reads the row the other writer committed and recomputes what it
+selects), so occurred_at never runs behind seq, as under record().
+
+record() remains the writer of every other event, and of registrations on SQLite.
 """
 
 import json

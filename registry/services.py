@@ -239,6 +239,10 @@ def model_version_register(
     """Register a version of a model (given as itself or by name); the same artifact
     again returns the existing version, unchanged.
 
+    On PostgreSQL one statement claims the number, inserts the version and appends
+    its event; whatever it leaves undone (a retry, an unknown model, an audit log
+    with no head yet) takes the general path, the only one on SQLite.
+
     Returns (version, created).
     """
     name = model if isinstance(model, str) else model.name
