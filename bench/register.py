@@ -21,8 +21,13 @@ and reports:
 - whether every response was a success, whether each model holds versions 1..N
   with no gap, and whether `manage.py verify_audit` finds the audit chain intact.
 
-Before the measured batches each service gets a short warm-up on a separate
-model, so that lazy imports and first connections are not counted.
+Both servers run for the whole benchmark. Each concurrency level is measured in
+rounds (4 by default) that alternate between the two systems, the first to go
+changing every round, so that a machine whose speed drifts while the benchmark runs
+(shared machines do, by a quarter or more within minutes) slows both alike and the
+ratio compares them under the same conditions. Before the measured batches each
+service gets a short warm-up on a separate model, so that lazy imports and first
+connections are not counted.
 
 modelgov runs under gunicorn (config.wsgi) with DEBUG=false; MLflow runs as
 `mlflow server` (uvicorn, its default 4 workers) from its own virtual
@@ -40,6 +45,7 @@ Run from the repository root:
     .venv/bin/python bench/register.py
     .venv/bin/python bench/register.py --versions 500 --concurrency 8
     .venv/bin/python bench/register.py --workers 2 --threads 4 --skip-mlflow
+    .venv/bin/python bench/register.py --rounds 1     # each system in one batch per level
 
 Exit status 0 when every check passed, 1 otherwise.
 """
@@ -326,16 +332,16 @@ class LoadConnection:
 
 
 def run_batch(
-    system: str, server: Server, concurrency: int, count: int, make_request, expected_status: int
+    batch: Batch, server: Server, count: int, make_request, expected_status: int, first: int = 0
 ) -> Batch:
-    """Send `count` requests from `concurrency` threads, one connection each.
+    """Send `count` requests (indexes first, first + 1, ...) from batch.concurrency
+    threads, one connection each, and add what they measured to the batch.
 
     Also measures the CPU the benchmark used (client, server, its PostgreSQL
     backends) and what every other process on the machine used meanwhile.
     """
-    batch = Batch(system, concurrency, count)
     port = server.port
-    indexes = iter(range(count))
+    indexes = iter(range(first, first + count))
     lock = threading.Lock()
 
     def client() -> None:
@@ -360,22 +366,26 @@ def run_batch(
         finally:
             conn.close()
 
-    threads = [threading.Thread(target=client) for _ in range(concurrency)]
+    threads = [threading.Thread(target=client) for _ in range(batch.concurrency)]
     own_before, busy_before = server.cpu_seconds(), machine_busy_seconds()
     started = time.perf_counter()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    batch.seconds = time.perf_counter() - started
+    seconds = time.perf_counter() - started
     # Per process, so that a database connection Django recycles mid-batch (and the
     # CPU its backend used before the batch) does not drop out of the difference.
     own_after = server.cpu_seconds()
+    own = 0.0
     for pid, (role, cpu) in own_after.items():
         spent = cpu - own_before.get(pid, (role, 0.0))[1]
         batch.cpu_split[role] = batch.cpu_split.get(role, 0.0) + spent
-    batch.own_cpu = sum(batch.cpu_split.values())
-    batch.other_cpu = max(0.0, machine_busy_seconds() - busy_before - batch.own_cpu)
+        own += spent
+    batch.count += count
+    batch.seconds += seconds
+    batch.own_cpu += own
+    batch.other_cpu += max(0.0, machine_busy_seconds() - busy_before - own)
     return batch
 
 
@@ -458,104 +468,116 @@ def gap_report(versions: list[int], count: int) -> str:
     )
 
 
-def bench_modelgov(args, levels: list[int], report: dict) -> list[Batch]:
-    recreate_database(args.postgres, MODELGOV_DB)
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url(args.postgres, MODELGOV_DB),
-        "DEBUG": "false",
-    }
-    manage_ok(env, "migrate", "--no-input")
-    manage_ok(env, "setup_roles")
-    token = manage_ok(env, "add_user", "bench-ci", "--role", "ci", "--token").splitlines()[-1]
-    headers = {"Authorization": f"Bearer {token}"}
+class Modelgov:
+    """modelgov under gunicorn on a fresh database, with a ci token."""
 
-    counter = None
-    if "pg_stat_statements" in preloaded_libraries(args.postgres):
-        counter = StatementCounter(args.postgres, MODELGOV_DB)
-        counter.install()
-    else:
-        report["statements"] = "n/a (pg_stat_statements is not in shared_preload_libraries)"
+    name = "modelgov"
+    created = 201
 
-    gunicorn_options = ["--workers", str(args.workers)]
-    if args.threads > 1:
-        gunicorn_options += [
-            "--worker-class",
-            "gthread",
-            "--threads",
-            str(args.threads),
-            "--keep-alive",
-            str(args.keep_alive),
-        ]
-    report["gunicorn"] = " ".join(["gunicorn config.wsgi", *gunicorn_options])
+    def __init__(self, args, report: dict):
+        self.args = args
+        self.report = report
+        self.env = {
+            **os.environ,
+            "DATABASE_URL": database_url(args.postgres, MODELGOV_DB),
+            "DEBUG": "false",
+        }
+        self.counter: StatementCounter | None = None
+        self.server: Server | None = None
+        self.checks: list[tuple[str, str]] = []
 
-    port = free_port()
-    server = Server(
-        "gunicorn",
-        [str(GUNICORN), "config.wsgi", "-b", f"127.0.0.1:{port}", *gunicorn_options],
-        env,
-        port,
-        MODELGOV_DB,
-    )
-    batches = []
-    try:
-        server.start()
-        server.wait_ready("/healthz", timeout=60)
+    def start(self) -> None:
+        args = self.args
+        recreate_database(args.postgres, MODELGOV_DB)
+        manage_ok(self.env, "migrate", "--no-input")
+        manage_ok(self.env, "setup_roles")
+        add_user = manage_ok(self.env, "add_user", "bench-ci", "--role", "ci", "--token")
+        self.token = add_user.splitlines()[-1]
+        self.headers = {"Authorization": f"Bearer {self.token}"}
+        if "pg_stat_statements" in preloaded_libraries(args.postgres):
+            self.counter = StatementCounter(args.postgres, MODELGOV_DB)
+            self.counter.install()
+        else:
+            self.report["statements"] = (
+                "n/a (pg_stat_statements is not in shared_preload_libraries)"
+            )
+        options = ["--workers", str(args.workers)]
+        if args.threads > 1:
+            options += ["--worker-class", "gthread", "--threads", str(args.threads)]
+            options += ["--keep-alive", str(args.keep_alive)]
+        self.report["gunicorn"] = " ".join(["gunicorn config.wsgi", *options])
+        port = free_port()
+        self.server = Server(
+            "gunicorn",
+            [str(GUNICORN), "config.wsgi", "-b", f"127.0.0.1:{port}", *options],
+            self.env,
+            port,
+            MODELGOV_DB,
+        )
+        self.server.start()
+        self.server.wait_ready("/healthz", timeout=60)
 
-        def register(model: str):
-            def make_request(index: int):
-                body = {
-                    "artifact_uri": f"s3://bucket/model-{index}.pkl",
-                    "artifact_sha256": sha256_of(f"{model}/{index}"),
-                    "artifact_size": 1234,
-                    "framework": "sklearn",
-                    "metrics": {"auc": 0.91, "f1": 0.8},
-                    "params": {"max_depth": 6},
-                }
-                return "POST", f"/api/v1/models/{model}/versions/", body, headers
+    def model(self, level: int | None) -> str:
+        return "bench-warmup" if level is None else f"bench-model-c{level}"
 
-            return make_request
+    def create_model(self, level: int | None) -> None:
+        name = self.model(level)
+        conn = connect(self.server.port)
+        status, payload = request(conn, "POST", "/api/v1/models/", {"name": name}, self.headers)
+        conn.close()
+        if status != 201:
+            raise RuntimeError(f"creating model {name}: HTTP {status}: {payload}")
+        if self.counter and level == self.args.levels[0]:
+            self.counter.reset()
 
-        def create_model(name: str) -> None:
-            conn = connect(port)
-            status, payload = request(conn, "POST", "/api/v1/models/", {"name": name}, headers)
-            conn.close()
-            if status != 201:
-                raise RuntimeError(f"creating model {name}: HTTP {status}: {payload}")
+    def make_request(self, level: int | None):
+        model, headers = self.model(level), self.headers
 
-        create_model("bench-warmup")
-        run_batch("modelgov", server, max(levels), WARMUP_VERSIONS, register("bench-warmup"), 201)
+        def make(index: int):
+            body = {
+                "artifact_uri": f"s3://bucket/model-{index}.pkl",
+                "artifact_sha256": sha256_of(f"{model}/{index}"),
+                "artifact_size": 1234,
+                "framework": "sklearn",
+                "metrics": {"auc": 0.91, "f1": 0.8},
+                "params": {"max_depth": 6},
+            }
+            return "POST", f"/api/v1/models/{model}/versions/", body, headers
 
-        checks = []
-        for level in levels:
-            model = f"bench-model-c{level}"
-            create_model(model)
-            if counter and level == levels[0]:
-                counter.reset()
-            batch = run_batch("modelgov", server, level, args.versions, register(model), 201)
-            if counter and level == levels[0]:
-                per_version = counter.total() / args.versions
-                report["statements"] = f"{per_version:.1f} (concurrency {level} batch)"
-            batches.append(batch)
-            checks.append((model, gap_report(listed_versions(port, headers, model), args.versions)))
-        report["versions"] = checks
-    finally:
-        server.stop()
+        return make
 
-    queries = manage(
-        {**env, "BENCH_TOKEN": token}, "shell", "--no-imports", "-c", QUERY_COUNT_SNIPPET
-    )
-    if queries.returncode == 0:
-        total, control = queries.stdout.split()[-2:]
-        report["queries"] = int(total)
-        report["queries_detail"] = f"{total} ({int(total) - int(control)} + {control} BEGIN/COMMIT)"
-    else:
-        report["queries_detail"] = f"failed: {queries.stderr.strip()[-500:]}"
+    def level_done(self, level: int) -> None:
+        if self.counter and level == self.args.levels[0]:
+            per_version = self.counter.total() / self.args.versions
+            self.report["statements"] = f"{per_version:.1f} (concurrency {level} batch)"
+        model = self.model(level)
+        versions = listed_versions(self.server.port, self.headers, model)
+        self.checks.append((model, gap_report(versions, self.args.versions)))
 
-    audit = manage(env, "verify_audit")
-    report["audit_ok"] = audit.returncode == 0
-    report["audit"] = (audit.stdout + audit.stderr).strip()
-    return batches
+    def stop(self) -> None:
+        if self.server is None:
+            return
+        self.server.stop()
+        report = self.report
+        report["versions"] = self.checks
+        queries = manage(
+            {**self.env, "BENCH_TOKEN": self.token},
+            "shell",
+            "--no-imports",
+            "-c",
+            QUERY_COUNT_SNIPPET,
+        )
+        if queries.returncode == 0:
+            total, control = queries.stdout.split()[-2:]
+            report["queries"] = int(total)
+            report["queries_detail"] = (
+                f"{total} ({int(total) - int(control)} + {control} BEGIN/COMMIT)"
+            )
+        else:
+            report["queries_detail"] = f"failed: {queries.stderr.strip()[-500:]}"
+        audit = manage(self.env, "verify_audit")
+        report["audit_ok"] = audit.returncode == 0
+        report["audit"] = (audit.stdout + audit.stderr).strip()
 
 
 def ensure_mlflow() -> Path:
@@ -577,67 +599,153 @@ def ensure_mlflow() -> Path:
     return mlflow
 
 
-def bench_mlflow(args, levels: list[int], report: dict) -> list[Batch]:
-    mlflow = ensure_mlflow()
-    recreate_database(args.postgres, MLFLOW_DB)
-    artifacts = BENCH_DIR / "mlflow-artifacts"
-    artifacts.mkdir(parents=True, exist_ok=True)
-    # SQLAlchemy 2.1 maps postgresql:// to psycopg 3; the venv has psycopg2.
-    backend_uri = database_url(args.postgres, MLFLOW_DB).replace(
-        "postgresql://", "postgresql+psycopg2://", 1
-    )
-    port = free_port()
-    options = ["--workers", str(args.mlflow_workers)]
-    report["mlflow"] = f"MLflow {MLFLOW_VERSION}: mlflow server (uvicorn) {' '.join(options)}"
-    server = Server(
-        "mlflow",
-        [
-            str(mlflow),
-            "server",
-            "--backend-store-uri",
-            backend_uri,
-            "--default-artifact-root",
-            artifacts.as_uri(),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            *options,
-        ],
-        {**os.environ},
-        port,
-        MLFLOW_DB,
-    )
-    headers = {}
-    batches = []
+class Mlflow:
+    """`mlflow server` (uvicorn) from its own virtual environment, on a fresh database."""
+
+    name = "MLflow"
+    created = 200
+
+    def __init__(self, args, report: dict):
+        self.args = args
+        self.report = report
+        self.server: Server | None = None
+
+    def start(self) -> None:
+        mlflow = ensure_mlflow()
+        recreate_database(self.args.postgres, MLFLOW_DB)
+        artifacts = BENCH_DIR / "mlflow-artifacts"
+        artifacts.mkdir(parents=True, exist_ok=True)
+        # SQLAlchemy 2.1 maps postgresql:// to psycopg 3; the venv has psycopg2.
+        backend_uri = database_url(self.args.postgres, MLFLOW_DB).replace(
+            "postgresql://", "postgresql+psycopg2://", 1
+        )
+        port = free_port()
+        options = ["--workers", str(self.args.mlflow_workers)]
+        self.report["mlflow"] = (
+            f"MLflow {MLFLOW_VERSION}: mlflow server (uvicorn) {' '.join(options)}"
+        )
+        self.server = Server(
+            "mlflow",
+            [
+                str(mlflow),
+                "server",
+                "--backend-store-uri",
+                backend_uri,
+                "--default-artifact-root",
+                artifacts.as_uri(),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                *options,
+            ],
+            {**os.environ},
+            port,
+            MLFLOW_DB,
+        )
+        self.server.start()
+        self.server.wait_ready("/health", timeout=180)
+
+    def model(self, level: int | None) -> str:
+        return "bench-warmup" if level is None else f"bench-c{level}"
+
+    def create_model(self, level: int | None) -> None:
+        name = self.model(level)
+        conn = connect(self.server.port)
+        status, payload = request(
+            conn, "POST", "/api/2.0/mlflow/registered-models/create", {"name": name}
+        )
+        conn.close()
+        if status != 200:
+            raise RuntimeError(f"creating MLflow model {name}: HTTP {status}: {payload}")
+
+    def make_request(self, level: int | None):
+        model = self.model(level)
+
+        def make(index: int):
+            body = {"name": model, "source": f"s3://bucket/model-{index}"}
+            return "POST", "/api/2.0/mlflow/model-versions/create", body, {}
+
+        return make
+
+    def level_done(self, level: int) -> None:
+        pass
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+
+
+def settle(servers: list[Server], timeout: float = 120, idle: float = 0.05) -> None:
+    """Wait until the servers' processes together use less than `idle` of a core."""
+    deadline = time.monotonic() + timeout
+
+    def used() -> dict[int, float]:
+        return {
+            pid: cpu
+            for server in servers
+            for pid, (role, cpu) in server.cpu_seconds().items()
+            if role == "server"
+        }
+
+    before = used()
+    while time.monotonic() < deadline:
+        time.sleep(1)
+        after = used()
+        busy = sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
+        if busy < idle:
+            return
+        before = after
+
+
+def rounds_of(total: int, rounds: int) -> list[int]:
+    """`total` split into `rounds` near-equal parts."""
+    rounds = max(1, min(rounds, total))
+    return [total // rounds + (1 if i < total % rounds else 0) for i in range(rounds)]
+
+
+def bench(systems: list, args) -> dict[str, list[Batch]]:
+    """Each system's batches, one per concurrency level. Every server runs for the whole
+    benchmark, and each level is measured in rounds that alternate between the
+    systems (the first to go changes every round), so that a machine whose speed
+    drifts, as shared machines do, slows each system alike."""
+    batches: dict[str, list[Batch]] = {system.name: [] for system in systems}
     try:
-        server.start()
-        server.wait_ready("/health", timeout=180)
-
-        def register(model: str):
-            def make_request(index: int):
-                body = {"name": model, "source": f"s3://bucket/model-{index}"}
-                return "POST", "/api/2.0/mlflow/model-versions/create", body, headers
-
-            return make_request
-
-        def create_model(name: str) -> None:
-            conn = connect(port)
-            status, payload = request(
-                conn, "POST", "/api/2.0/mlflow/registered-models/create", {"name": name}, headers
+        for system in systems:
+            system.start()
+        # MLflow's server starts a dozen processes (uvicorn workers, huey consumers)
+        # that keep importing for some seconds after it answers: wait until every
+        # server is idle, so that one's start-up is not measured as the other's load.
+        settle([system.server for system in systems])
+        for system in systems:
+            system.create_model(None)
+            warm_up = Batch(system.name, max(args.levels), 0)
+            run_batch(
+                warm_up, system.server, WARMUP_VERSIONS, system.make_request(None), system.created
             )
-            conn.close()
-            if status != 200:
-                raise RuntimeError(f"creating MLflow model {name}: HTTP {status}: {payload}")
-
-        create_model("bench-warmup")
-        run_batch("MLflow", server, max(levels), WARMUP_VERSIONS, register("bench-warmup"), 200)
-        for level in levels:
-            model = f"bench-c{level}"
-            create_model(model)
-            batches.append(run_batch("MLflow", server, level, args.versions, register(model), 200))
+        for level in args.levels:
+            measured = {}
+            for system in systems:
+                system.create_model(level)
+                measured[system.name] = Batch(system.name, level, 0)
+            first = 0
+            for number, size in enumerate(rounds_of(args.versions, args.rounds)):
+                for system in systems if number % 2 == 0 else systems[::-1]:
+                    run_batch(
+                        measured[system.name],
+                        system.server,
+                        size,
+                        system.make_request(level),
+                        system.created,
+                        first=first,
+                    )
+                first += size
+            for system in systems:
+                system.level_done(level)
+                batches[system.name].append(measured[system.name])
     finally:
-        server.stop()
+        for system in systems:
+            system.stop()
     return batches
 
 
@@ -720,6 +828,12 @@ def parse_args():
         "--keep-alive", type=int, default=5, help="gunicorn keep-alive seconds (gthread only)"
     )
     parser.add_argument("--mlflow-workers", type=int, default=4, help="mlflow server --workers")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=4,
+        help="rounds each level is measured in, alternating between the systems",
+    )
     parser.add_argument("--skip-mlflow", action="store_true", help="measure modelgov only")
     parser.add_argument(
         "--postgres",
@@ -741,12 +855,15 @@ def main() -> int:
         "revision": source_revision(),
         "load": " ".join(f"{value:.2f}" for value in os.getloadavg()),
     }
-    print(f"modelgov: {args.versions} versions at concurrency {args.concurrency} ...", flush=True)
-    modelgov = bench_modelgov(args, args.levels, report)
-    mlflow: list[Batch] = []
-    if not args.skip_mlflow:
-        print(f"MLflow: {args.versions} versions at concurrency {args.concurrency} ...", flush=True)
-        mlflow = bench_mlflow(args, args.levels, report)
+    systems = [Modelgov(args, report)] + ([] if args.skip_mlflow else [Mlflow(args, report)])
+    names = " and ".join(system.name for system in systems)
+    print(
+        f"{names}: {args.versions} versions at concurrency {args.concurrency},"
+        f" in {args.rounds} alternating rounds ...",
+        flush=True,
+    )
+    batches = bench(systems, args)
+    modelgov, mlflow = batches["modelgov"], batches.get("MLflow", [])
     ok = print_report(args, modelgov, mlflow, report)
     print(f"Total time: {time.perf_counter() - started:.0f}s")
     return 0 if ok else 1
