@@ -1,8 +1,9 @@
 """Version registration throughput: modelgov against MLflow's model registry.
 
-Both services run on this machine against the same PostgreSQL, each in a fresh
-database (modelgov_bench, mlflow_bench; dropped and re-created at the start of a
-run and left in place afterwards for inspection). For each concurrency level the
+Both services run on this machine against the same PostgreSQL (through its Unix
+socket when it has one; --postgres chooses), each in a fresh database
+(modelgov_bench, mlflow_bench; dropped and re-created at the start of a run and left
+in place afterwards for inspection). For each concurrency level the
 script registers N versions of one fresh model over HTTP, with one client thread
 and one keep-alive connection per concurrent client (reopened whenever the server
 closes it), through a minimal HTTP client that leaves the cores to the servers,
@@ -189,9 +190,19 @@ class Server:
 
         return processes_cpu_seconds(role)
 
+    def pause(self) -> None:
+        """Stop every process of the server (SIGSTOP) while another system is measured:
+        an idle server's background work (MLflow's job consumers poll their queue)
+        would otherwise take CPU from the other's measurement."""
+        os.killpg(self.process.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        os.killpg(self.process.pid, signal.SIGCONT)
+
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:
             return
+        os.killpg(self.process.pid, signal.SIGCONT)
         os.killpg(self.process.pid, signal.SIGTERM)
         try:
             self.process.wait(timeout=30)
@@ -615,10 +626,7 @@ class Mlflow:
         recreate_database(self.args.postgres, MLFLOW_DB)
         artifacts = BENCH_DIR / "mlflow-artifacts"
         artifacts.mkdir(parents=True, exist_ok=True)
-        # SQLAlchemy 2.1 maps postgresql:// to psycopg 3; the venv has psycopg2.
-        backend_uri = database_url(self.args.postgres, MLFLOW_DB).replace(
-            "postgresql://", "postgresql+psycopg2://", 1
-        )
+        backend_uri = sqlalchemy_url(database_url(self.args.postgres, MLFLOW_DB))
         port = free_port()
         options = ["--workers", str(self.args.mlflow_workers)]
         self.report["mlflow"] = (
@@ -698,6 +706,19 @@ def settle(servers: list[Server], timeout: float = 120, idle: float = 0.05) -> N
         before = after
 
 
+def sqlalchemy_url(url: str) -> str:
+    """A libpq URL as SQLAlchemy takes it for MLflow: psycopg2 named (SQLAlchemy 2.1
+    maps postgresql:// to psycopg 3, the venv has psycopg2), and a socket folder,
+    which libpq reads percent-encoded in the host, as the `host` query parameter."""
+    parts = urllib.parse.urlsplit(url)
+    userinfo, _, host = parts.netloc.rpartition("@")
+    netloc, query = parts.netloc, parts.query
+    if host.lower().startswith("%2f"):
+        netloc = f"{userinfo}@" if userinfo else ""
+        query = "&".join(filter(None, [query, f"host={urllib.parse.unquote(host)}"]))
+    return urllib.parse.urlunsplit(("postgresql+psycopg2", netloc, parts.path, query, ""))
+
+
 def rounds_of(total: int, rounds: int) -> list[int]:
     """`total` split into `rounds` near-equal parts."""
     rounds = max(1, min(rounds, total))
@@ -731,14 +752,21 @@ def bench(systems: list, args) -> dict[str, list[Batch]]:
             first = 0
             for number, size in enumerate(rounds_of(args.versions, args.rounds)):
                 for system in systems if number % 2 == 0 else systems[::-1]:
-                    run_batch(
-                        measured[system.name],
-                        system.server,
-                        size,
-                        system.make_request(level),
-                        system.created,
-                        first=first,
-                    )
+                    others = [other.server for other in systems if other is not system]
+                    for server in others:
+                        server.pause()
+                    try:
+                        run_batch(
+                            measured[system.name],
+                            system.server,
+                            size,
+                            system.make_request(level),
+                            system.created,
+                            first=first,
+                        )
+                    finally:
+                        for server in others:
+                            server.resume()
                 first += size
             for system in systems:
                 system.level_done(level)
@@ -788,6 +816,8 @@ def print_report(args, modelgov: list[Batch], mlflow: list[Batch], report: dict)
             f"others {batch.other_cpu / batch.seconds:.2f} cores"
         )
     print()
+    print(f"PostgreSQL:       {args.postgres}")
+    print(f"Rounds per level: {args.rounds}, alternating between the systems")
     print(f"modelgov server:  {report['gunicorn']}")
     if "mlflow" in report:
         print(f"MLflow server:    {report['mlflow']}")
@@ -814,6 +844,16 @@ def print_report(args, modelgov: list[Batch], mlflow: list[Batch], report: dict)
     return ok
 
 
+def default_postgres() -> str:
+    """Both services reach the PostgreSQL on this machine the way co-located services
+    do, through its Unix socket, when it has one (each round trip then skips the TCP
+    stack); TCP on 127.0.0.1 otherwise."""
+    for folder in ("/var/run/postgresql",):
+        if os.path.exists(f"{folder}/.s.PGSQL.5432"):
+            return f"postgresql://postgres@{urllib.parse.quote(folder, safe='')}"
+    return "postgresql://postgres@127.0.0.1:5432"
+
+
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--versions", type=int, default=2000, help="versions per level")
@@ -837,10 +877,14 @@ def parse_args():
     parser.add_argument("--skip-mlflow", action="store_true", help="measure modelgov only")
     parser.add_argument(
         "--postgres",
-        default="postgresql://postgres@127.0.0.1:5432",
-        help="PostgreSQL server URL without a database name",
+        default=default_postgres(),
+        help="PostgreSQL server URL without a database name (default: the local server's"
+        " Unix socket when it has one, else 127.0.0.1:5432)",
     )
     args = parser.parse_args()
+    args.mlflow_env = dict(
+        item.split("=", 1) for item in os.environ.get("BENCH_MLFLOW_ENV", "").split() if "=" in item
+    )
     args.levels = [int(level) for level in args.concurrency.split(",") if level.strip()]
     if args.versions < 1 or not args.levels or min(args.levels) < 1:
         parser.error("--versions and every --concurrency level must be at least 1")
