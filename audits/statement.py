@@ -30,6 +30,7 @@ from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
 
+from audits.bulk import COLUMNS
 from audits.chain import canonical
 from audits.context import current
 from audits.models import AuditEvent, ChainHead
@@ -111,34 +112,15 @@ class _Template:
         return " || ".join(parts)
 
 
-_COLUMNS = (
-    "seq",
-    "occurred_at",
-    "actor",
-    "actor_user_id",
-    "actor_kind",
-    "action",
-    "object_type",
-    "object_id",
-    "object_repr",
-    "model",
-    "data",
-    "request_id",
-    "ip",
-    "prev_hash",
-    "hash",
-)
-
-
 @cache
 def _names() -> tuple[str, str, str, str, str]:
-    """The head's and the log's tables, the event's columns in _COLUMNS order, and
-    its seq and hash columns, quoted."""
+    """The head's and the log's tables, the event's columns in the order bulk loads
+    them (the order the INSERT below selects in), and its seq and hash columns, quoted."""
     column = {field.name: quote(field.column) for field in AuditEvent._meta.concrete_fields}
     return (
         table(ChainHead),
         table(AuditEvent),
-        ", ".join(column[name] for name in _COLUMNS),
+        ", ".join(column[name] for name in COLUMNS),
         column["seq"],
         column["hash"],
     )

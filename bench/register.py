@@ -261,6 +261,17 @@ def request(conn: http.client.HTTPConnection, method: str, path: str, body=None,
     return response.status, payload
 
 
+def post_ok(port: int, path: str, body, headers: dict[str, str], expected: int) -> None:
+    """POST a set-up request (not measured); anything but `expected` stops the run."""
+    conn = connect(port)
+    try:
+        status, payload = request(conn, "POST", path, body, headers)
+    finally:
+        conn.close()
+    if status != expected:
+        raise RuntimeError(f"POST {path} {body}: HTTP {status}: {payload}")
+
+
 class LoadConnection:
     """One keep-alive HTTP/1.1 connection that costs the client as little as it can.
 
@@ -532,12 +543,8 @@ class Modelgov:
         return "bench-warmup" if level is None else f"bench-model-c{level}"
 
     def create_model(self, level: int | None) -> None:
-        name = self.model(level)
-        conn = connect(self.server.port)
-        status, payload = request(conn, "POST", "/api/v1/models/", {"name": name}, self.headers)
-        conn.close()
-        if status != 201:
-            raise RuntimeError(f"creating model {name}: HTTP {status}: {payload}")
+        body = {"name": self.model(level)}
+        post_ok(self.server.port, "/api/v1/models/", body, self.headers, 201)
         if self.counter and level == self.args.levels[0]:
             self.counter.reset()
 
@@ -658,14 +665,8 @@ class Mlflow:
         return "bench-warmup" if level is None else f"bench-c{level}"
 
     def create_model(self, level: int | None) -> None:
-        name = self.model(level)
-        conn = connect(self.server.port)
-        status, payload = request(
-            conn, "POST", "/api/2.0/mlflow/registered-models/create", {"name": name}
-        )
-        conn.close()
-        if status != 200:
-            raise RuntimeError(f"creating MLflow model {name}: HTTP {status}: {payload}")
+        body = {"name": self.model(level)}
+        post_ok(self.server.port, "/api/2.0/mlflow/registered-models/create", body, {}, 200)
 
     def make_request(self, level: int | None):
         model = self.model(level)
