@@ -48,7 +48,12 @@ class RegisteredModel(models.Model):
 
 
 class ModelVersion(models.Model):
-    model = models.ForeignKey(RegisteredModel, on_delete=models.PROTECT, related_name="versions")
+    # No index of its own: the (model, ...) unique constraints and version_by_stage
+    # lead with it, and a plan that picked a model-only index would read every version
+    # of the model to find one artifact.
+    model = models.ForeignKey(
+        RegisteredModel, on_delete=models.PROTECT, related_name="versions", db_index=False
+    )
     version = models.PositiveIntegerField(validators=[MinValueValidator(1)])
     # Written only by governance's promotion transition; read-only everywhere else.
     stage = models.CharField(max_length=12, choices=Stage.choices, default=Stage.NONE)
