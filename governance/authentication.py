@@ -117,7 +117,9 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
     keywords = ("bearer", "token")
 
     def authenticate(self, request):
-        header = authentication.get_authorization_header(request).split()
+        # META directly: DRF's get_authorization_header() builds request.headers, a
+        # copy of every header, for the one it reads.
+        header = request.META.get("HTTP_AUTHORIZATION", "").encode("latin-1").split()
         if not header or header[0].decode("latin-1").lower() not in self.keywords:
             return None
         if len(header) != 2:

@@ -7,12 +7,6 @@ from tests.factories import make_model, sha, version_payload
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def ci_api(make_user, api_for):
-    make_model(make_user("olivia", "owner"), "fraud")
-    return api_for(make_user("ci-bot", "ci"))
-
-
 def test_versions_are_numbered_per_model(ci_api, make_user):
     make_model(make_user("oscar", "owner"), "churn")
     numbers = [

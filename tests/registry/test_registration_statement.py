@@ -140,26 +140,6 @@ def paths(monkeypatch):
     return spy
 
 
-@pytest.fixture
-def owner(make_user):
-    return make_user("olivia", "owner")
-
-
-@pytest.fixture
-def fraud(owner):
-    return make_model(owner, "fraud")
-
-
-@pytest.fixture
-def ci(make_user):
-    return make_user("ci-bot", "ci")
-
-
-@pytest.fixture
-def ci_api(fraud, ci, api_for):
-    return api_for(ci)
-
-
 def _head_seq() -> int:
     return ChainHead.objects.values_list("seq", flat=True).first() or 0
 
