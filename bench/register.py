@@ -805,7 +805,12 @@ def print_report(args, modelgov: list[Batch], mlflow: list[Batch], report: dict)
         print(line)
     print()
     cores = os.cpu_count()
-    print(f"CPU per registration, and what other processes used meanwhile ({cores} cores):")
+    # Versions/s is the cores a system keeps busy divided by the CPU a registration
+    # costs it: the two columns say which of the two a ratio comes from.
+    print(
+        f"CPU per registration, the cores it kept busy, and what other processes used"
+        f" meanwhile ({cores} cores):"
+    )
     for batch in modelgov + mlflow:
         split = ", ".join(
             f"{role} {batch.cpu_split.get(role, 0.0) / batch.count * 1000:.2f}"
@@ -814,6 +819,7 @@ def print_report(args, modelgov: list[Batch], mlflow: list[Batch], report: dict)
         print(
             f"  {batch.system:<8} {batch.concurrency:>2} clients: "
             f"{batch.own_cpu / batch.count * 1000:5.2f} ms ({split}); "
+            f"busy {batch.own_cpu / batch.seconds:.2f} cores; "
             f"others {batch.other_cpu / batch.seconds:.2f} cores"
         )
     print()
