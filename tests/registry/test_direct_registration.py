@@ -3,7 +3,7 @@ register_directly) must answer what the full cycle answers, and leave to it ever
 request it is not made for.
 
 `paths` records, per request, whether the direct path answered (True) or left the
-request to the full cycle (False); `full_cycle_only` turns the direct path off, so
+request to the full cycle (False); `_turn_direct_path_off` turns the direct path off, so
 that a test can compare the two answers to the same kind of request.
 """
 
@@ -42,8 +42,7 @@ def paths(monkeypatch):
     return answered
 
 
-@pytest.fixture
-def full_cycle_only(monkeypatch):
+def _turn_direct_path_off(monkeypatch) -> None:
     monkeypatch.setattr(VersionListCreateApi, "register_directly", lambda *args: None)
 
 
@@ -66,7 +65,7 @@ def _both_ways(request, paths, monkeypatch) -> tuple:
     """(direct answer, full-cycle answer) to request(seed), for two seeds."""
     direct = request("direct")
     assert paths == [True], "the direct path did not answer"
-    monkeypatch.setattr(VersionListCreateApi, "register_directly", lambda *args: None)
+    _turn_direct_path_off(monkeypatch)
     full = request("full")
     return direct, full
 
@@ -129,7 +128,7 @@ def test_errors_met_on_the_direct_path_are_answered_as_the_full_cycle_answers_th
 ):
     direct = send(ci_api)
     assert paths == [True], case
-    monkeypatch.setattr(VersionListCreateApi, "register_directly", lambda *args: None)
+    _turn_direct_path_off(monkeypatch)
     full = send(ci_api)
 
     assert direct.status_code in (401, 404), case
@@ -196,7 +195,7 @@ def test_what_the_direct_path_is_not_made_for_gets_the_full_cycles_answer(
     events = AuditEvent.objects.count()
     # The same request again, with the direct path off: the same answer. A request that
     # registered (the HTML client's) is answered 200 the second time, as retries are.
-    monkeypatch.setattr(VersionListCreateApi, "register_directly", lambda *args: None)
+    _turn_direct_path_off(monkeypatch)
     again = send(ci_api)
 
     assert answer.status_code != 500, case
