@@ -7,10 +7,19 @@ fields' own `pre_save` and `get_db_prep_save`, so what is stored is what `save()
 would store. They send no model signals: nothing in this project listens to them.
 """
 
+from dataclasses import dataclass
 from functools import cache
 
 from django.db import connections, models
 from django.db.models.fields import AutoFieldMixin
+
+
+@dataclass(frozen=True)
+class Condition:
+    """An SQL condition with its parameters, for a statement to require."""
+
+    sql: str
+    params: tuple = ()
 
 
 def quote(table_or_column: str, using: str = "default") -> str:

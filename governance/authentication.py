@@ -1,4 +1,5 @@
 import hashlib
+from dataclasses import dataclass
 from functools import cache
 
 from django.contrib.auth import get_user_model
@@ -9,8 +10,8 @@ from django.utils.translation import gettext_lazy as _
 from rest_framework import authentication, exceptions
 
 from audits.services import remember_actor_kind
-from config.rows import quote, table
-from governance.models import ApiToken
+from config.rows import Condition, quote, table
+from governance.models import ApiToken, CredentialEpoch
 
 
 def hash_token(secret: str) -> str:
@@ -54,8 +55,9 @@ def _token_query() -> tuple[str, tuple[str, ...]]:
     perm, content_type = table(Permission), table(ContentType)
     columns = ", ".join(f"u.{quote(field.column)}" for field in user_fields)
     no_user = ", ".join(["NULL"] * len(user_fields))
+    epoch = f"{_epoch_sql()}::text"
     sql = f"""
-        SELECT 'token', t.id, NULL, NULL, {columns}
+        SELECT 'token', t.id, NULL, {epoch}, {columns}
           FROM {table(ApiToken)} t
           JOIN {table(user_model)} u ON u.{quote(user_model._meta.pk.column)} = t.user_id
          WHERE t.key_hash = %s AND t.revoked_at IS NULL
@@ -108,7 +110,87 @@ def user_for_token(secret: str):
     remember_actor_kind(user, roles)
     token = ApiToken.from_db(connection.alias, ["id", "user_id"], [found[1], user.pk])
     token.user = user
+    # The credential epoch read in the same snapshot as the rows above.
+    token.epoch = int(found[3])
     return user, token
+
+
+def token_secret(request) -> str | None:
+    """The secret of an `Authorization: Bearer|Token SECRET` header; None when the
+    request carries no token. Raises AuthenticationFailed for a malformed one."""
+    # META directly: DRF's get_authorization_header() builds request.headers, a copy
+    # of every header, for the one it reads.
+    header = request.META.get("HTTP_AUTHORIZATION", "").encode("latin-1").split()
+    if not header or header[0].decode("latin-1").lower() not in ApiTokenAuthentication.keywords:
+        return None
+    if len(header) != 2:
+        raise exceptions.AuthenticationFailed(_("Malformed Authorization header."))
+    try:
+        return header[1].decode("ascii")
+    except UnicodeDecodeError as exc:
+        raise exceptions.AuthenticationFailed(_("Invalid token.")) from exc
+
+
+@dataclass(frozen=True)
+class Remembered:
+    """What a token authenticated as, and the credential epoch read with it."""
+
+    key_hash: str
+    user: object
+    token: ApiToken
+    epoch: int
+
+    @property
+    def still_valid(self) -> Condition:
+        """SQL that holds while the token is unrevoked and no credential has changed
+        since it was authenticated (every change to the user, its groups and its
+        permissions moves the epoch on)."""
+        return Condition(_still_valid_sql(), (self.token.pk, self.epoch))
+
+
+def _epoch_sql() -> str:
+    """The credential epoch; 0 while its row is missing (the trigger that recreates it
+    starts from the clock, so 0 never comes back)."""
+    return f"COALESCE((SELECT e.value FROM {table(CredentialEpoch)} e WHERE e.id = 1), 0)"  # noqa: S608
+
+
+@cache
+def _still_valid_sql() -> str:
+    return (
+        f"EXISTS (SELECT 1 FROM {table(ApiToken)} k"  # noqa: S608
+        f" WHERE k.id = %s AND k.revoked_at IS NULL) AND {_epoch_sql()} = %s"
+    )
+
+
+class RememberedTokens:
+    """Tokens this process authenticated lately, by their hash, for a caller that acts
+    on one only in a statement requiring `Remembered.still_valid` and forgets it
+    when that statement does nothing. At most `size` are kept; the oldest goes first.
+    """
+
+    def __init__(self, size: int = 256):
+        self.size = size
+        self._by_hash: dict[str, Remembered] = {}
+
+    def get(self, secret: str) -> Remembered | None:
+        return self._by_hash.get(hash_token(secret))
+
+    def remember(self, secret: str, user, token) -> None:
+        epoch = getattr(token, "epoch", None)
+        if epoch is None or connection.vendor != "postgresql":
+            return  # no trigger moves the epoch here: nothing could tell a memory is stale
+        key_hash = hash_token(secret)
+        self._by_hash.pop(key_hash, None)
+        while len(self._by_hash) >= self.size:
+            self._by_hash.pop(next(iter(self._by_hash)), None)
+        self._by_hash[key_hash] = Remembered(key_hash, user, token, epoch)
+
+    def forget(self, remembered: Remembered) -> None:
+        if self._by_hash.get(remembered.key_hash) is remembered:
+            self._by_hash.pop(remembered.key_hash, None)
+
+    def clear(self) -> None:
+        self._by_hash.clear()
 
 
 class ApiTokenAuthentication(authentication.BaseAuthentication):
@@ -117,17 +199,9 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
     keywords = ("bearer", "token")
 
     def authenticate(self, request):
-        # META directly: DRF's get_authorization_header() builds request.headers, a
-        # copy of every header, for the one it reads.
-        header = request.META.get("HTTP_AUTHORIZATION", "").encode("latin-1").split()
-        if not header or header[0].decode("latin-1").lower() not in self.keywords:
+        secret = token_secret(request)
+        if secret is None:
             return None
-        if len(header) != 2:
-            raise exceptions.AuthenticationFailed(_("Malformed Authorization header."))
-        try:
-            secret = header[1].decode("ascii")
-        except UnicodeDecodeError as exc:
-            raise exceptions.AuthenticationFailed(_("Invalid token.")) from exc
         user, token = user_for_token(secret)
         if user is None:
             raise exceptions.AuthenticationFailed(_("Invalid or revoked token."))
@@ -135,3 +209,7 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request):
         return 'Bearer realm="modelgov"'
+
+
+# Registrations by token (registry.api.views) act on these; see RememberedTokens.
+remembered_tokens = RememberedTokens()

@@ -28,6 +28,26 @@ class ApiToken(models.Model):
         return f"{self.prefix}… ({self.user})"
 
 
+class CredentialEpoch(models.Model):
+    """One row whose value moves on at the commit of every change to what a token
+    signs in as: tokens, users, groups, memberships, permissions and content types
+    (PostgreSQL triggers, governance/epoch.py).
+
+    A worker that remembers what a token authenticated as, and the value it read in
+    the same snapshot, may act on that memory only in a statement that also requires
+    the value unchanged: any change in between makes the statement do nothing. A
+    missing row reads as 0; the trigger that recreates it starts from the clock."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    value = models.BigIntegerField(default=0)
+
+    class Meta:
+        verbose_name = "credential epoch"
+
+    def __str__(self) -> str:
+        return f"credential epoch {self.value}"
+
+
 class TargetStage(models.TextChoices):
     STAGING = "staging"
     PRODUCTION = "production"

@@ -34,3 +34,9 @@ class RequestTooLarge(ServiceError):
 class Conflict(ServiceError):
     status_code = 409
     code = "conflict"
+
+
+class Unconfirmed(Exception):
+    """A change made on a condition (what the actor's credentials still are) was not
+    made, because the condition failed or the change needs more than the one
+    statement that can require it. Nothing was stored; the caller decides afresh."""

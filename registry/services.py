@@ -11,8 +11,8 @@ from guardian.shortcuts import assign_perm, remove_perm
 
 from audits.services import record
 from audits.statement import Computed, event_statement
-from config.rows import insert_row, quote, table
-from registry.errors import Conflict, Forbidden, InvalidInput, NotFound
+from config.rows import Condition, insert_row, quote, table
+from registry.errors import Conflict, Forbidden, InvalidInput, NotFound, Unconfirmed
 from registry.evaluation import EvaluationSpec, parse_upload
 from registry.models import EvaluationData, ModelVersion, RegisteredModel
 from registry.permissions import (
@@ -162,14 +162,17 @@ def _registration_sql() -> tuple[str, tuple]:
     return sql, tuple(fields)
 
 
-def _register_in_one_statement(version: ModelVersion, name: str) -> ModelVersion | None:
+def _register_in_one_statement(
+    version: ModelVersion, name: str, condition: Condition | None = None
+) -> ModelVersion | None:
     """PostgreSQL: claim the number, insert the version and append its audit event in
     one statement, which commits or fails as a unit; None when it changed nothing
     (the artifact is registered already, there is no such model, or the audit log has
     no head yet) or the event cannot be written this way, for the general path.
 
     Outside a transaction it is a transaction of its own, with no BEGIN or COMMIT to
-    send; inside one, a savepoint lets a lost race be answered like a retry.
+    send; inside one, a savepoint lets a lost race be answered like a retry. A
+    `condition` is required with the audit log's own before the number is claimed.
     """
     event = event_statement(
         actor=version.created_by,
@@ -196,8 +199,11 @@ def _register_in_one_statement(version: ModelVersion, name: str) -> ModelVersion
     # The connection itself, not the proxy, which looks it up on every attribute.
     db = connections[DEFAULT_DB_ALIAS]
     values = [field.get_db_prep_save(field.pre_save(version, True), db) for field in fields]
-    sql = f"{prefix.format(guard=event.guard)}, {event.ctes} {event.final}"
-    params = [name, version.artifact_sha256, *values, *event.params]
+    guard, guard_params = event.guard, []
+    if condition is not None:
+        guard, guard_params = f"{guard} AND {condition.sql}", list(condition.params)
+    sql = f"{prefix.format(guard=guard)}, {event.ctes} {event.final}"
+    params = [name, *guard_params, version.artifact_sha256, *values, *event.params]
     savepoint = transaction.atomic() if db.in_atomic_block else nullcontext()
     with savepoint, db.cursor() as cursor:
         cursor.execute(sql, params)
@@ -235,6 +241,7 @@ def model_version_register(
     card: dict | None = None,
     tags: dict | None = None,
     description: str = "",
+    condition: Condition | None = None,
 ) -> tuple[ModelVersion, bool]:
     """Register a version of a model (given as itself or by name); the same artifact
     again returns the existing version, unchanged.
@@ -243,8 +250,16 @@ def model_version_register(
     its event; whatever it leaves undone (a retry, an unknown model, an audit log
     with no head yet) takes the general path, the only one on SQLite.
 
+    With a `condition` (what the actor's credentials must still be), only that
+    statement runs, requiring it too: when it registers nothing, Unconfirmed is
+    raised and nothing has been read or stored for the actor.
+
     Returns (version, created).
     """
+    if condition is not None and (
+        connection.vendor != "postgresql" or not actor.has_perm(ADD_VERSION)
+    ):
+        raise Unconfirmed("Only a global registrant's one statement can take a condition.")
     name = model if isinstance(model, str) else model.name
     if not actor.has_perm(ADD_VERSION):
         # Owners and those they grant: the model's own permissions decide.
@@ -264,6 +279,13 @@ def model_version_register(
         description=description,
         created_by=actor,
     )
+    if condition is not None:
+        try:
+            if _register_in_one_statement(version, name, condition) is not None:
+                return version, True
+        except IntegrityError as exc:
+            raise Unconfirmed("The same artifact was registered meanwhile.") from exc
+        raise Unconfirmed("Nothing was registered under the condition.")
     if connection.vendor == "postgresql":
         try:
             if _register_in_one_statement(version, name) is not None:

@@ -73,6 +73,16 @@ def _fast_passwords(settings):
 
 
 @pytest.fixture(autouse=True)
+def _no_remembered_tokens():
+    """Each test starts with workers that have authenticated no token yet."""
+    from governance.authentication import remembered_tokens
+
+    remembered_tokens.clear()
+    yield
+    remembered_tokens.clear()
+
+
+@pytest.fixture(autouse=True)
 def _media_in_tmp(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
 
@@ -134,3 +144,26 @@ def api_for():
 @pytest.fixture
 def vendor():
     return connection.vendor
+
+
+# The cast many tests share: an owner, her model "fraud", and a CI account.
+@pytest.fixture
+def owner(make_user):
+    return make_user("olivia", "owner")
+
+
+@pytest.fixture
+def fraud(owner):
+    from tests.factories import make_model
+
+    return make_model(owner, "fraud")
+
+
+@pytest.fixture
+def ci(make_user):
+    return make_user("ci-bot", "ci")
+
+
+@pytest.fixture
+def ci_api(fraud, ci, api_for):
+    return api_for(ci)

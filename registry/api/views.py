@@ -5,13 +5,19 @@ import io
 from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
-from rest_framework.exceptions import ParseError, ValidationError
+from rest_framework.exceptions import AuthenticationFailed, ParseError, ValidationError
 from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
+from governance.authentication import (
+    ApiTokenAuthentication,
+    Remembered,
+    remembered_tokens,
+    token_secret,
+)
 from registry import selectors, services
 from registry.api.serializers import (
     EvaluationDataSerializer,
@@ -28,7 +34,7 @@ from registry.api.serializers import (
 from registry.errors import InvalidInput, RequestTooLarge
 from registry.evaluation import EvaluationSpec, max_bytes
 from registry.models import RiskTier, Stage
-from registry.permissions import require_view
+from registry.permissions import ADD_VERSION, require_view
 
 
 def paginate(view: APIView, queryset, serializer_class, **context):
@@ -133,8 +139,15 @@ class VersionListCreateApi(PaginatedApi):
     # through the same authenticators, permissions, parser, serializers, service,
     # renderer and exception handling, without the rest. Anything else takes the full
     # cycle.
+    #
+    # A token this worker authenticated lately is not looked up again: the statement
+    # that registers requires it unrevoked and every credential unchanged since
+    # (governance.authentication.RememberedTokens), and whatever it does not register
+    # (a changed credential, a retry, an unknown model, an error) takes the full
+    # cycle, which authenticates afresh.
     DIRECT_ACCEPT = frozenset({"", "*/*", "application/json"})
     DIRECT_MAX_BODY = 64 * 1024
+    DECIDE_AFRESH = object()
 
     def dispatch(self, request, *args, **kwargs):
         if request.method == "POST":
@@ -157,14 +170,30 @@ class VersionListCreateApi(PaginatedApi):
             or self.versioning_class is not None
         ):
             return None
+        try:
+            secret = token_secret(request)
+        except AuthenticationFailed:
+            secret = None  # the authenticators refuse it, as in the full cycle
+        remembered = remembered_tokens.get(secret) if secret else None
+        if remembered is not None:
+            answer = self._register(request, name, secret, remembered)
+            if answer is not self.DECIDE_AFRESH:
+                return answer
+            remembered_tokens.forget(remembered)
+        return self._register(request, name, secret, None)
+
+    def _register(self, request, name: str, secret: str | None, remembered: Remembered | None):
         # What APIView.dispatch does, up to the handler.
         self.request = drf_request = self.initialize_request(request, name=name)
         self.headers = self.default_response_headers
         self.format_kwarg = self.get_format_suffix(name=name)
         try:
-            # APIView.initial() without content negotiation, which the Accept header
-            # has settled, and versioning, which the API does not use.
-            self.perform_authentication(drf_request)
+            if remembered is None:
+                # APIView.initial() without content negotiation, which the Accept
+                # header has settled, and versioning, which the API does not use.
+                self.perform_authentication(drf_request)
+            else:
+                drf_request.user, drf_request.auth = remembered.user, remembered.token
             self.check_permissions(drf_request)
             self.check_throttles(drf_request)
             if drf_request.auth is None:
@@ -178,10 +207,22 @@ class VersionListCreateApi(PaginatedApi):
             if not serializer.is_valid():
                 return None
             version, created = services.model_version_register(
-                actor=drf_request.user, model=name, **serializer.validated_data
+                actor=drf_request.user,
+                model=name,
+                condition=None if remembered is None else remembered.still_valid,
+                **serializer.validated_data,
             )
         except Exception as exc:  # noqa: BLE001 - answered as APIView.dispatch answers it
+            if remembered is not None:
+                return self.DECIDE_AFRESH  # whatever a memory did not register
             return self.finalize_response(drf_request, self.handle_exception(exc))
+        if (
+            remembered is None
+            and isinstance(drf_request.successful_authenticator, ApiTokenAuthentication)
+            and drf_request.user.has_perm(ADD_VERSION)
+        ):
+            # Owners register by their object permissions, which only a lookup decides.
+            remembered_tokens.remember(secret, drf_request.user, drf_request.auth)
         response = HttpResponse(
             JSONRenderer().render(ModelVersionSerializer(version).data),
             status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
