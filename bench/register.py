@@ -23,10 +23,12 @@ and reports:
   with no gap, and whether `manage.py verify_audit` finds the audit chain intact.
 
 Both servers run for the whole benchmark. Each concurrency level is measured in
-rounds (4 by default) that alternate between the two systems, the first to go
+rounds (10 by default) that alternate between the two systems, the first to go
 changing every round, so that a machine whose speed drifts while the benchmark runs
-(shared machines do, by a quarter or more within minutes) slows both alike and the
-ratio compares them under the same conditions. Before the measured batches each
+(shared machines do, by half within a minute) slows both alike and the ratio
+compares them under the same conditions. A round of modelgov's takes well under a
+second and one of MLflow's several, so fewer rounds leave each system's figure to
+the few moments its rounds happened to fall in. Before the measured batches each
 service gets a short warm-up on a separate model, so that lazy imports and first
 connections are not counted.
 
@@ -878,7 +880,7 @@ def parse_args():
     parser.add_argument(
         "--rounds",
         type=int,
-        default=4,
+        default=10,
         help="rounds each level is measured in, alternating between the systems",
     )
     parser.add_argument("--skip-mlflow", action="store_true", help="measure modelgov only")

@@ -55,7 +55,7 @@ def _token_query() -> tuple[str, tuple[str, ...]]:
     perm, content_type = table(Permission), table(ContentType)
     columns = ", ".join(f"u.{quote(field.column)}" for field in user_fields)
     no_user = ", ".join(["NULL"] * len(user_fields))
-    epoch = f"{_epoch_sql()}::text"
+    epoch = f"CAST({_epoch_sql()} AS TEXT)"
     sql = f"""
         SELECT 'token', t.id, NULL, {epoch}, {columns}
           FROM {table(ApiToken)} t

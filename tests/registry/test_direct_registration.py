@@ -240,3 +240,18 @@ def test_a_session_with_its_csrf_token_takes_the_full_cycle(fraud, make_user, pa
     assert response.status_code == 201, response.content
     assert paths == [False]
     assert ModelVersion.objects.get(model=fraud).created_by.username == "sam"
+
+
+@pytest.mark.sqlite
+def test_a_token_is_remembered_only_where_triggers_move_the_credential_epoch(ci_api, vendor):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    assert _post(ci_api, version_payload("first")).status_code == 201
+    with CaptureQueriesContext(connection) as queries:
+        assert _post(ci_api, version_payload("second")).status_code == 201
+
+    looked_up = any("SELECT 'token'" in query["sql"] for query in queries.captured_queries)
+    # PostgreSQL's statement requires the token and the epoch itself; SQLite's path
+    # takes several statements, none of which could, so it looks the token up again.
+    assert looked_up is (vendor == "sqlite")
