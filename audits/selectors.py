@@ -11,6 +11,7 @@ from django.db.models import Func, QuerySet, TextField
 from django.db.models.functions import Cast
 
 from audits.chain import BODY_FIELDS, VerifyResult, verify_rows
+from audits.durability import flush_wal
 from audits.filters import EventFilters
 from audits.models import GENESIS_HASH, AuditCheckpoint, AuditEvent, ChainHead
 
@@ -156,7 +157,10 @@ def event_dicts(
 
 
 def chain_head() -> tuple[int, str]:
+    """The head, with every event up to it on disk (a registration may have committed
+    asynchronously an instant ago): exports and verification read up to it."""
     head = ChainHead.objects.filter(pk=1).values_list("seq", "hash").first()
+    flush_wal()
     return head if head else (0, GENESIS_HASH)
 
 

@@ -9,6 +9,7 @@ from django.contrib.auth.models import AbstractBaseUser, Group
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, transaction
 from guardian.shortcuts import assign_perm, remove_perm
 
+from audits.durability import ASYNC_COMMIT, flush_wal
 from audits.services import record
 from audits.statement import Computed, event_statement
 from config.rows import Condition, insert_row, quote, table
@@ -202,14 +203,21 @@ def _register_in_one_statement(
     guard, guard_params = event.guard, []
     if condition is not None:
         guard, guard_params = f"{guard} AND {condition.sql}", list(condition.params)
+    # A transaction of its own commits asynchronously and is flushed before anyone
+    # is told: the model's row and the chain head are free for the next registration
+    # while the disk syncs (audits.durability).
+    own_transaction = not db.in_atomic_block
+    if own_transaction:
+        guard = f"{guard} AND {ASYNC_COMMIT}"
     sql = f"{prefix.format(guard=guard)}, {event.ctes} {event.final}"
     params = [name, *guard_params, version.artifact_sha256, *values, *event.params]
-    savepoint = transaction.atomic() if db.in_atomic_block else nullcontext()
+    savepoint = nullcontext() if own_transaction else transaction.atomic()
     with savepoint, db.cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
     if row is None:
         return None
+    flush_wal()
     version.pk, model_id, version.version = row
     version.model = RegisteredModel.from_db(
         db.alias, ["id", "name", "last_version"], [model_id, name, version.version]
@@ -296,6 +304,7 @@ def model_version_register(
             pass
         existing = _registered(name, artifact_sha256)
         if existing is not None:
+            flush_wal()  # it may have been committed asynchronously an instant ago
             return existing, False
     try:
         with transaction.atomic():

@@ -16,6 +16,7 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from audits.context import audit_context
+from audits.durability import FLUSH_SQL as FLUSH
 from audits.models import AuditEvent
 from governance.authentication import Remembered, hash_token
 from governance.models import ApiToken, CredentialEpoch
@@ -57,11 +58,13 @@ def test_a_token_is_looked_up_once_then_the_registration_alone_checks_it(ci_api)
     second = _registered(ci_api, 2)
     third = _registered(ci_api, 3)
 
-    # The first request authenticates (the token query) and registers; the next two
-    # send one statement each, which requires the token and the epoch.
-    assert len(first) == 2 and first[0].lstrip().startswith(TOKEN_QUERY)
-    assert len(second) == 1 and len(third) == 1
+    # The first request authenticates (the token query), registers and waits for the
+    # disk; the next two register, with a statement that also requires the token and
+    # the epoch, and wait for the disk.
+    assert len(first) == 3 and first[0].lstrip().startswith(TOKEN_QUERY)
+    assert len(second) == 2 and len(third) == 2
     assert "revoked_at IS NULL" in second[0] and "governance_credentialepoch" in second[0]
+    assert second[1] == third[1] == FLUSH
     assert list(
         ModelVersion.objects.filter(model__name="fraud").values_list("version", flat=True)
     ) == [3, 2, 1]
@@ -147,10 +150,10 @@ def test_an_unrelated_credential_change_costs_one_lookup_and_nothing_else(ci_api
     remembered_again = _registered(ci_api, 3)
 
     # The stale memory's statement registers nothing; the token is looked up again,
-    # the version registered, and the fresh memory serves the next request.
-    assert len(after_change) == 3
+    # the version registered (and flushed), and the fresh memory serves the next one.
+    assert len(after_change) == 4
     assert after_change[1].lstrip().startswith(TOKEN_QUERY)
-    assert len(remembered_again) == 1
+    assert len(remembered_again) == 2
     assert _versions() == 3
 
 
