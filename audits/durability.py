@@ -20,8 +20,9 @@ never hand out an event a crash could take back.
 from django.db import DEFAULT_DB_ALIAS, connections
 
 # A condition for the first change of a single-statement transaction: true, and it
-# makes that transaction's commit asynchronous. Its effect ends with the transaction.
-ASYNC_COMMIT = "set_config('synchronous_commit', 'off', true) = 'off'"
+# makes that transaction's commit asynchronous. A subquery, so that PostgreSQL sets it
+# once, before the first row; its effect ends with the transaction.
+ASYNC_COMMIT = "(SELECT set_config('synchronous_commit', 'off', true)) = 'off'"
 FLUSH_SQL = "SELECT pg_logical_emit_message(true, 'modelgov.flush', '')"
 
 
