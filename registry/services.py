@@ -172,8 +172,9 @@ def _register_in_one_statement(
     no head yet) or the event cannot be written this way, for the general path.
 
     Outside a transaction it is a transaction of its own, with no BEGIN or COMMIT to
-    send; inside one, a savepoint lets a lost race be answered like a retry. A
-    `condition` is required with the audit log's own before the number is claimed.
+    send, committed asynchronously and on disk before this returns; inside one, a
+    savepoint lets a lost race be answered like a retry. A `condition` is required
+    with the audit log's own before the number is claimed.
     """
     event = event_statement(
         actor=version.created_by,
