@@ -4,10 +4,10 @@ Both services run on this machine against the same PostgreSQL (through its Unix
 socket when it has one; --postgres chooses), each in a fresh database
 (modelgov_bench, mlflow_bench; dropped and re-created at the start of a run and left
 in place afterwards for inspection). For each concurrency level the
-script registers N versions of one fresh model over HTTP, with one client thread
-and one keep-alive connection per concurrent client (reopened whenever the server
-closes it), through a minimal HTTP client that leaves the cores to the servers,
-and reports:
+script registers N versions of one fresh model over HTTP, with one keep-alive
+connection per concurrent client (reopened whenever the server closes it), all
+driven by one thread through a minimal HTTP client that leaves the cores to the
+servers, and reports:
 
 - versions per second (N divided by the wall time of the whole batch),
 - the median (p50) and 95th percentile (p95) latency of one registration,
@@ -58,12 +58,12 @@ import hashlib
 import http.client
 import json
 import os
+import selectors
 import signal
 import socket
 import statistics
 import subprocess
 import sys
-import threading
 import time
 import urllib.parse
 from dataclasses import dataclass, field
@@ -275,14 +275,15 @@ def post_ok(port: int, path: str, body, headers: dict[str, str], expected: int) 
 
 
 class LoadConnection:
-    """One keep-alive HTTP/1.1 connection that costs the client as little as it can.
+    """One keep-alive HTTP/1.1 connection, driven by `run_batch`'s event loop, that
+    costs the client as little as it can.
 
     The client shares the machine's cores with the server it measures, so every
     microsecond it spends is taken from the server. http.client builds and parses
     each message through email.parser and several layers of buffering; here a
-    request is written as one bytes object and the answer read by its Content-Length
-    (or chunk by chunk), reconnecting when the server closes the connection (as
-    gunicorn's sync workers do after every answer).
+    request is written as one bytes object and the answer parsed as it arrives, by
+    its Content-Length (or chunk by chunk), reconnecting when the server closes the
+    connection (as gunicorn's sync workers do after every answer).
     """
 
     def __init__(self, port: int, timeout: float = 60):
@@ -290,114 +291,144 @@ class LoadConnection:
         self.timeout = timeout
         self.sock: socket.socket | None = None
         self.host = f"Host: 127.0.0.1:{port}\r\n".encode()
+        self.buffer = b""
+        self.index: int | None = None
+        self.started = 0.0
 
     def close(self) -> None:
         if self.sock is not None:
             self.sock.close()
             self.sock = None
 
-    def request(self, method: str, path: str, body, headers: dict[str, str]):
-        """Send one request; returns (status, raw body)."""
+    def send(self, method: str, path: str, body, headers: dict[str, str]) -> bool:
+        """Send one request; True when the connection had to be (re)opened."""
         data = b"" if body is None else json.dumps(body).encode()
         head = [f"{method} {path} HTTP/1.1\r\n".encode(), self.host]
         head += [f"{name}: {value}\r\n".encode() for name, value in headers.items()]
         if body is not None:
             head.append(b"Content-Type: application/json\r\n")
         head.append(f"Content-Length: {len(data)}\r\n\r\n".encode())
-        message = b"".join(head) + data
-        if self.sock is None:
+        opened = self.sock is None
+        if opened:
             self.sock = socket.create_connection(self.address, timeout=self.timeout)
             self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.sock.sendall(message)
-        return self._read_answer()
+        self.buffer = b""
+        self.sock.sendall(b"".join(head) + data)
+        return opened
 
-    def _read_answer(self):
-        buffer = b""
-        while b"\r\n\r\n" not in buffer:
-            buffer += self._recv()
-        head, _, rest = buffer.partition(b"\r\n\r\n")
+    def receive(self):
+        """Read what has arrived; (status, body) once the answer is complete, else None."""
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("the server closed the connection mid-answer")
+        self.buffer += chunk
+        head, found, rest = self.buffer.partition(b"\r\n\r\n")
+        if not found:
+            return None
         lines = head.split(b"\r\n")
-        status = int(lines[0].split(b" ", 2)[1])
         fields = {}
         for line in lines[1:]:
             name, _, value = line.partition(b":")
             fields[name.strip().lower()] = value.strip().lower()
         if fields.get(b"transfer-encoding") == b"chunked":
-            payload, rest = self._read_chunks(rest)
+            payload = _dechunked(rest)
+            if payload is None:
+                return None
         else:
             length = int(fields.get(b"content-length", b"0"))
-            while len(rest) < length:
-                rest += self._recv()
+            if len(rest) < length:
+                return None
             payload = rest[:length]
         if fields.get(b"connection") == b"close":
             self.close()
-        return status, payload
+        return int(lines[0].split(b" ", 2)[1]), payload
 
-    def _read_chunks(self, buffer: bytes) -> tuple[bytes, bytes]:
-        payload = b""
-        while True:
-            while b"\r\n" not in buffer:
-                buffer += self._recv()
-            size_line, _, buffer = buffer.partition(b"\r\n")
-            size = int(size_line.split(b";")[0], 16)
-            while len(buffer) < size + 2:
-                buffer += self._recv()
-            payload += buffer[:size]
-            buffer = buffer[size + 2 :]
-            if size == 0:
-                return payload, buffer
 
-    def _recv(self) -> bytes:
-        chunk = self.sock.recv(65536)
-        if not chunk:
-            self.close()
-            raise ConnectionError("the server closed the connection mid-answer")
-        return chunk
+def _dechunked(buffer: bytes) -> bytes | None:
+    """A chunked body, or None while its last chunk has not arrived."""
+    payload, position = b"", 0
+    while True:
+        end = buffer.find(b"\r\n", position)
+        if end < 0:
+            return None
+        size = int(buffer[position:end].split(b";")[0], 16)
+        start = end + 2
+        if len(buffer) < start + size + 2:
+            return None
+        payload += buffer[start : start + size]
+        position = start + size + 2
+        if size == 0:
+            return payload
 
 
 def run_batch(
     batch: Batch, server: Server, count: int, make_request, expected_status: int, first: int = 0
 ) -> Batch:
-    """Send `count` requests (indexes first, first + 1, ...) from batch.concurrency
-    threads, one connection each, and add what they measured to the batch.
+    """Send `count` requests (indexes first, first + 1, ...) over batch.concurrency
+    connections, each sending its next request as soon as its answer is in, and add
+    what they measured to the batch.
+
+    One thread drives every connection through a selector: client threads would
+    queue on the interpreter lock when several answers arrive at once, and each
+    would answer late, leaving a server worker idle meanwhile.
 
     Also measures the CPU the benchmark used (client, server, its PostgreSQL
     backends) and what every other process on the machine used meanwhile.
     """
-    port = server.port
     indexes = iter(range(first, first + count))
-    lock = threading.Lock()
+    selector = selectors.DefaultSelector()
 
-    def client() -> None:
-        conn = LoadConnection(port)
-        try:
-            while True:
-                with lock:
-                    index = next(indexes, None)
-                if index is None:
-                    return
+    def send_next(conn: LoadConnection) -> bool:
+        """Start the connection's next request; False when there is none left."""
+        while (index := next(indexes, None)) is not None:
+            conn.index, conn.started = index, time.perf_counter()
+            try:
                 method, path, body, headers = make_request(index)
-                started = time.perf_counter()
-                try:
-                    status, payload = conn.request(method, path, body, headers)
-                except (OSError, ValueError, IndexError) as exc:
-                    conn.close()
-                    batch.failures.append(f"#{index}: {type(exc).__name__}: {exc}")
-                    continue
-                batch.latencies.append(time.perf_counter() - started)
-                if status != expected_status:
-                    batch.failures.append(f"#{index}: HTTP {status}: {payload[:500]!r}")
-        finally:
-            conn.close()
+                if conn.send(method, path, body, headers):
+                    selector.register(conn.sock, selectors.EVENT_READ, conn)
+                return True
+            except OSError as exc:
+                fail(conn, exc)
+        return False
 
-    threads = [threading.Thread(target=client) for _ in range(batch.concurrency)]
+    def fail(conn: LoadConnection, exc: Exception) -> None:
+        if conn.sock is not None:
+            if conn.sock in selector.get_map():
+                selector.unregister(conn.sock)
+            conn.close()
+        batch.failures.append(f"#{conn.index}: {type(exc).__name__}: {exc}")
+
     own_before, busy_before = server.cpu_seconds(), machine_busy_seconds()
     started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    active = sum(send_next(LoadConnection(server.port)) for _ in range(batch.concurrency))
+    while active:
+        ready = selector.select(timeout=60)
+        if not ready:
+            raise RuntimeError(f"{server.name} answered nothing for 60 s")
+        for key, _ in ready:
+            conn = key.data
+            sock = conn.sock
+            try:
+                answer = conn.receive()
+            except (OSError, ValueError, IndexError) as exc:
+                fail(conn, exc)
+                active -= not send_next(conn)
+                continue
+            if answer is None:
+                continue
+            batch.latencies.append(time.perf_counter() - conn.started)
+            status, payload = answer
+            if status != expected_status:
+                batch.failures.append(f"#{conn.index}: HTTP {status}: {payload[:500]!r}")
+            if conn.sock is None:
+                selector.unregister(sock)  # the server closed it; send_next reopens it
+            if not send_next(conn):
+                if conn.sock is not None:
+                    selector.unregister(conn.sock)
+                    conn.close()
+                active -= 1
     seconds = time.perf_counter() - started
+    selector.close()
     # Per process, so that a database connection Django recycles mid-batch (and the
     # CPU its backend used before the batch) does not drop out of the difference.
     own_after = server.cpu_seconds()
