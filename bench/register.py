@@ -391,11 +391,14 @@ def run_batch(
                 fail(conn, exc)
         return False
 
-    def fail(conn: LoadConnection, exc: Exception) -> None:
+    def drop(conn: LoadConnection) -> None:
         if conn.sock is not None:
             if conn.sock in selector.get_map():
                 selector.unregister(conn.sock)
             conn.close()
+
+    def fail(conn: LoadConnection, exc: Exception) -> None:
+        drop(conn)
         batch.failures.append(f"#{conn.index}: {type(exc).__name__}: {exc}")
 
     own_before, busy_before = server.cpu_seconds(), machine_busy_seconds()
@@ -423,9 +426,7 @@ def run_batch(
             if conn.sock is None:
                 selector.unregister(sock)  # the server closed it; send_next reopens it
             if not send_next(conn):
-                if conn.sock is not None:
-                    selector.unregister(conn.sock)
-                    conn.close()
+                drop(conn)
                 active -= 1
     seconds = time.perf_counter() - started
     selector.close()

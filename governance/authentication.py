@@ -13,6 +13,8 @@ from audits.services import remember_actor_kind
 from config.rows import Condition, quote, table
 from governance.models import ApiToken, CredentialEpoch
 
+KEYWORDS = ("bearer", "token")
+
 
 def hash_token(secret: str) -> str:
     return hashlib.sha256(secret.encode("utf-8")).hexdigest()
@@ -121,7 +123,7 @@ def token_secret(request) -> str | None:
     # META directly: DRF's get_authorization_header() builds request.headers, a copy
     # of every header, for the one it reads.
     header = request.META.get("HTTP_AUTHORIZATION", "").encode("latin-1").split()
-    if not header or header[0].decode("latin-1").lower() not in ApiTokenAuthentication.keywords:
+    if not header or header[0].decode("latin-1").lower() not in KEYWORDS:
         return None
     if len(header) != 2:
         raise exceptions.AuthenticationFailed(_("Malformed Authorization header."))
@@ -196,7 +198,7 @@ class RememberedTokens:
 class ApiTokenAuthentication(authentication.BaseAuthentication):
     """`Authorization: Bearer TOKEN` or `Authorization: Token TOKEN`."""
 
-    keywords = ("bearer", "token")
+    keywords = KEYWORDS
 
     def authenticate(self, request):
         secret = token_secret(request)

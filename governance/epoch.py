@@ -12,6 +12,15 @@ from config.rows import quote, table
 FUNCTION = "governance_credentials_changed"
 
 
+def _triggers() -> list[tuple[str, str, str]]:
+    """(watched table, its row trigger, its TRUNCATE trigger), quoted."""
+    return [
+        (watched, quote(f"{name}_moves_epoch"), quote(f"{name}_truncate_moves_epoch"))
+        for watched in _watched()
+        for name in [watched.strip('"')]
+    ]
+
+
 def _watched() -> list[str]:
     from django.contrib.auth import get_user_model
     from django.contrib.auth.models import Group, Permission
@@ -48,14 +57,13 @@ def install_statements() -> list[str]:
         $$ LANGUAGE plpgsql
         """  # noqa: S608
     ]
-    for watched in _watched():
-        name = watched.strip('"')
+    for watched, row_trigger, truncate_trigger in _triggers():
         statements += [
-            f"""CREATE CONSTRAINT TRIGGER {quote(f"{name}_moves_epoch")}
+            f"""CREATE CONSTRAINT TRIGGER {row_trigger}
                 AFTER INSERT OR UPDATE OR DELETE ON {watched}
                 DEFERRABLE INITIALLY DEFERRED
                 FOR EACH ROW EXECUTE FUNCTION {FUNCTION}()""",
-            f"""CREATE TRIGGER {quote(f"{name}_truncate_moves_epoch")}
+            f"""CREATE TRIGGER {truncate_trigger}
                 AFTER TRUNCATE ON {watched}
                 FOR EACH STATEMENT EXECUTE FUNCTION {FUNCTION}()""",
         ]
@@ -63,11 +71,9 @@ def install_statements() -> list[str]:
 
 
 def remove_statements() -> list[str]:
-    statements = []
-    for watched in _watched():
-        name = watched.strip('"')
-        statements += [
-            f"DROP TRIGGER IF EXISTS {quote(f'{name}_moves_epoch')} ON {watched}",
-            f"DROP TRIGGER IF EXISTS {quote(f'{name}_truncate_moves_epoch')} ON {watched}",
-        ]
+    statements = [
+        f"DROP TRIGGER IF EXISTS {trigger} ON {watched}"
+        for watched, *triggers in _triggers()
+        for trigger in triggers
+    ]
     return [*statements, f"DROP FUNCTION IF EXISTS {FUNCTION}()"]
