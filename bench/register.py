@@ -56,6 +56,7 @@ Exit status 0 when every check passed, 1 otherwise.
 import argparse
 import hashlib
 import http.client
+import importlib.metadata
 import json
 import os
 import selectors
@@ -445,6 +446,15 @@ def run_batch(
     return batch
 
 
+def http_parser() -> str:
+    """The HTTP parser gunicorn uses by default: its C extension when installed."""
+    try:
+        version = importlib.metadata.version("gunicorn_h1c")
+    except importlib.metadata.PackageNotFoundError:
+        return "gunicorn's own, in Python"
+    return f"gunicorn_h1c {version}"
+
+
 def sha256_of(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -562,6 +572,7 @@ class Modelgov:
             options += ["--worker-class", "gthread", "--threads", str(args.threads)]
             options += ["--keep-alive", str(args.keep_alive)]
         self.report["gunicorn"] = " ".join(["gunicorn config.wsgi", *options])
+        self.report["http_parser"] = http_parser()
         port = free_port()
         self.server = Server(
             "gunicorn",
@@ -859,7 +870,7 @@ def print_report(args, modelgov: list[Batch], mlflow: list[Batch], report: dict)
     print()
     print(f"PostgreSQL:       {args.postgres}")
     print(f"Rounds per level: {args.rounds}, alternating between the systems")
-    print(f"modelgov server:  {report['gunicorn']}")
+    print(f"modelgov server:  {report['gunicorn']}, HTTP parser: {report['http_parser']}")
     if "mlflow" in report:
         print(f"MLflow server:    {report['mlflow']}")
     print(f"SQL queries per registration (Django, one request): {report['queries_detail']}")
