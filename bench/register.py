@@ -133,6 +133,11 @@ class Batch:
     def rate(self) -> float:
         return self.count / self.seconds
 
+    @property
+    def other_cores(self) -> float:
+        """The cores every other process on the machine kept busy meanwhile."""
+        return self.other_cpu / self.seconds
+
     def percentile(self, p: int) -> float:
         if len(self.latencies) < 2:
             return self.latencies[0] if self.latencies else float("nan")
@@ -866,14 +871,14 @@ def print_report(args, modelgov: list[Batch], mlflow: list[Batch], report: dict)
             f"  {batch.system:<8} {batch.concurrency:>2} clients: "
             f"{batch.own_cpu / batch.count * 1000:5.2f} ms ({split}); "
             f"busy {batch.own_cpu / batch.seconds:.2f} cores; "
-            f"others {batch.other_cpu / batch.seconds:.2f} cores"
+            f"others {batch.other_cores:.2f} cores"
         )
-    busiest = max(modelgov + mlflow, key=lambda batch: batch.other_cpu / batch.seconds)
-    if busiest.other_cpu / busiest.seconds > BUSY_NEIGHBOUR:
+    busiest = max(modelgov + mlflow, key=lambda batch: batch.other_cores)
+    if busiest.other_cores > BUSY_NEIGHBOUR:
         # A system that keeps more cores busy loses more to a neighbour: the ratio
         # then says less about the two systems than about the machine.
         print(
-            f"  Other processes kept {busiest.other_cpu / busiest.seconds:.2f} cores busy"
+            f"  Other processes kept {busiest.other_cores:.2f} cores busy"
             f" while {busiest.system} ran at concurrency {busiest.concurrency}: these are"
             " not the figures of an idle machine."
         )

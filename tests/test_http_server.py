@@ -3,7 +3,7 @@ front of the WSGI application."""
 
 import io
 import json
-import sys
+from wsgiref.util import setup_testing_defaults
 
 import pytest
 from django.core.signals import request_finished, request_started
@@ -49,19 +49,10 @@ def _wsgi(body: bytes, **headers: str) -> tuple[str, dict[str, str], bytes]:
     environ = {
         "REQUEST_METHOD": "POST",
         "PATH_INFO": "/api/v1/models/fraud/versions/",
-        "SERVER_NAME": "127.0.0.1",
-        "SERVER_PORT": "8000",
-        "SERVER_PROTOCOL": "HTTP/1.1",
-        "REMOTE_ADDR": "127.0.0.1",
-        "wsgi.url_scheme": "http",
         "wsgi.input": io.BytesIO(body),
-        "wsgi.errors": sys.stderr,
-        "wsgi.multithread": False,
-        "wsgi.multiprocess": True,
-        "wsgi.run_once": False,
-        "wsgi.version": (1, 0),
         **headers,
     }
+    setup_testing_defaults(environ)
     answer = {}
 
     def start_response(status, response_headers, exc_info=None):
