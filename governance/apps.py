@@ -7,5 +7,9 @@ class GovernanceConfig(AppConfig):
 
     def ready(self):
         from governance import signals
+        from governance.services.promotions import open_request_veto
+        from registry.services import tier_lowering_vetoes
 
         signals.connect()
+        if open_request_veto not in tier_lowering_vetoes:
+            tier_lowering_vetoes.append(open_request_veto)

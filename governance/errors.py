@@ -13,6 +13,12 @@ class NotAnApprover(Forbidden):
     code = "not-an-approver"
 
 
+class ConflictOfInterest(Forbidden):
+    """The actor registered the version, or owns or may change the model."""
+
+    code = "conflict-of-interest"
+
+
 class AlreadyDecided(Conflict):
     code = "already-decided"
 
@@ -28,6 +34,7 @@ class NoPolicy(Conflict):
 __all__ = [
     "AlreadyDecided",
     "Conflict",
+    "ConflictOfInterest",
     "DuplicateOpenRequest",
     "Forbidden",
     "InvalidInput",

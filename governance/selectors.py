@@ -7,6 +7,7 @@ from guardian.shortcuts import get_objects_for_user
 from governance.errors import Forbidden, NotFound
 from governance.models import Approval, Decision, Policy, PromotionRequest, Status
 from governance.roles import SERVICE_ROLES
+from registry.permissions import CHANGE_MODEL
 
 VIEW_PROMOTIONS = "governance.view_promotionrequest"
 
@@ -41,6 +42,11 @@ def awaiting_decision_by(queryset: QuerySet[PromotionRequest], user: AbstractBas
             user, "registry.review_registeredmodel", accept_global_perms=False
         ).values_list("pk", flat=True)
     )
+    # Models the user owns or was granted `change` on, itself or through a group: a
+    # stake in the model, which rules its promotions out of the user's hands.
+    stake = get_objects_for_user(
+        user, CHANGE_MODEL, accept_global_perms=False, with_superuser=False
+    ).values("pk")
     already = Approval.objects.filter(
         request=OuterRef("pk"),
         reviewer=user,
@@ -50,6 +56,8 @@ def awaiting_decision_by(queryset: QuerySet[PromotionRequest], user: AbstractBas
     return (
         queryset.filter(status=Status.AWAITING_APPROVAL, approver_role__in=roles)
         .exclude(requested_by=user)
+        .exclude(version__created_by=user)
+        .exclude(model_id__in=stake)
         .filter(~Q(model_id__in=named) | Q(model_id__in=mine))
         .exclude(Exists(already))
     )

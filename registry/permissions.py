@@ -2,6 +2,7 @@
 object permissions (django-guardian) from ownership and grants."""
 
 from django.contrib.auth.models import AbstractBaseUser
+from guardian.models import GroupObjectPermission, UserObjectPermission
 
 from registry.errors import Forbidden
 from registry.models import RegisteredModel
@@ -19,6 +20,23 @@ GRANTABLE = {"change": CHANGE_MODEL, "review": REVIEW_MODEL}
 def has_model_perm(user: AbstractBaseUser, perm: str, model: RegisteredModel) -> bool:
     """A global grant covers every model; otherwise guardian's object grant decides."""
     return user.has_perm(perm) or user.has_perm(perm, model)
+
+
+def has_model_grant(user: AbstractBaseUser, perm: str, model: RegisteredModel) -> bool:
+    """A grant on this very model, to the user or one of its groups: what owning a
+    model or being granted `change` or `review` on it is. A global permission (a role's)
+    and superuser status are not grants on one model. One query."""
+    app_label, codename = perm.split(".", 1)
+    grant = {
+        "permission__codename": codename,
+        "permission__content_type__app_label": app_label,
+        "content_type__app_label": app_label,
+        "content_type__model": RegisteredModel._meta.model_name,
+        "object_pk": str(model.pk),
+    }
+    mine = UserObjectPermission.objects.filter(user=user, **grant).values("pk")
+    ours = GroupObjectPermission.objects.filter(group__user=user, **grant).values("pk")
+    return mine.union(ours).exists()
 
 
 def require_view(user: AbstractBaseUser) -> None:

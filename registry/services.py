@@ -1,5 +1,6 @@
 """Every change to the inventory, each audited in its own transaction."""
 
+from collections.abc import Callable
 from contextlib import nullcontext
 from functools import cache
 from typing import Any
@@ -15,10 +16,11 @@ from audits.statement import Computed, event_statement
 from config.rows import Condition, insert_row, quote, table
 from registry.errors import Conflict, Forbidden, InvalidInput, NotFound, Unconfirmed
 from registry.evaluation import EvaluationSpec, parse_upload
-from registry.models import EvaluationData, ModelVersion, RegisteredModel
+from registry.models import EvaluationData, ModelVersion, RegisteredModel, RiskTier
 from registry.permissions import (
     ADD_MODEL,
     ADD_VERSION,
+    CHANGE_MODEL,
     GRANTABLE,
     require_change,
     require_register,
@@ -28,6 +30,14 @@ from registry.selectors import registered_model_get
 
 MODEL_EDITABLE = ("description", "risk_tier", "card", "tags")
 VERSION_EDITABLE = ("description", "card", "tags")
+
+TIER_ORDER = [RiskTier.LOW, RiskTier.MEDIUM, RiskTier.HIGH, RiskTier.CRITICAL]
+
+# Reasons other apps give for keeping a model's risk tier where it is, as functions of
+# the locked model returning a sentence or None: governance refuses while a promotion
+# request is open, since it was judged under the tier's policy. Registered here so
+# the registry applies them without importing governance.
+tier_lowering_vetoes: list[Callable[[RegisteredModel], str | None]] = []
 
 
 def _diff(obj, changes: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -96,6 +106,8 @@ def registered_model_update(
         diff = _diff(model, changes)
         if not diff:
             return model
+        if "risk_tier" in diff:
+            _require_tier_change(actor, model, diff["risk_tier"]["after"])
         for field, change in diff.items():
             setattr(model, field, change["after"])
         model.save(update_fields=[*diff, "updated_at"])
@@ -107,6 +119,23 @@ def registered_model_update(
             data={"changes": diff},
         )
     return model
+
+
+def _require_tier_change(actor: AbstractBaseUser, model: RegisteredModel, tier: str) -> None:
+    """Owners may raise a model's risk tier; lowering it, which can weaken the policy
+    its promotions are judged under, is for admins (a global `change`), and never while
+    a veto holds."""
+    if tier not in TIER_ORDER or TIER_ORDER.index(tier) >= TIER_ORDER.index(model.risk_tier):
+        return
+    if not actor.has_perm(CHANGE_MODEL):
+        raise Forbidden(
+            f"Only an admin lowers a model's risk tier ({model.risk_tier} to {tier}); "
+            "owners may only raise it."
+        )
+    for veto in tier_lowering_vetoes:
+        reason = veto(model)
+        if reason:
+            raise Conflict(f"{model.name}'s risk tier cannot be lowered now: {reason}")
 
 
 def _claim_version_number(name: str, artifact_sha256: str) -> tuple[int, str, int, int | None]:
@@ -402,6 +431,10 @@ def model_permission_grant(
             errors={"permission": [f"One of: {', '.join(GRANTABLE)}."]},
         )
     require_change(actor, model)
+    if permission == "review" and not actor.has_perm(CHANGE_MODEL):
+        # Whoever names a model's reviewers chooses who decides its promotions: never
+        # one with a stake in the model.
+        raise Forbidden("Only an admin names or removes a model's reviewers.")
     principal, kind, name = _principal(user=user, group=group)
     with transaction.atomic():
         RegisteredModel.objects.select_for_update().get(pk=model.pk)

@@ -78,6 +78,19 @@ DEFAULTS: list[dict[str, Any]] = [
 ]
 
 
+# Nothing reaches or leaves production on one person's word, whatever a policy says:
+# a policy row written before this rule, or edited in the database, is raised to it
+# when a request freezes it.
+PRODUCTION_MIN_APPROVALS = 1
+
+
+def minimum_approvals(*, target_stage: str, from_stage: str) -> int:
+    """The fewest approvals a request may need: one for any change to production, a
+    version brought there or the one there taken out."""
+    touches_production = TargetStage.PRODUCTION in (target_stage, from_stage)
+    return PRODUCTION_MIN_APPROVALS if touches_production else 0
+
+
 def policy_snapshot(policy: Policy) -> dict[str, Any]:
     return {
         "policy_id": policy.pk,
@@ -115,6 +128,10 @@ def validate_policy(fields: dict[str, Any]) -> dict[str, list[str]]:
     approvals = fields.get("required_approvals")
     if not isinstance(approvals, int) or not 0 <= approvals <= 10:
         errors["required_approvals"] = ["A whole number from 0 to 10."]
+    elif fields.get("target_stage") == TargetStage.PRODUCTION and approvals < 1:
+        errors["required_approvals"] = [
+            "A production policy needs at least one approval, at every tier."
+        ]
     valid_for = fields.get("approval_valid_for")
     if not isinstance(valid_for, timedelta) or valid_for <= timedelta(0):
         errors["approval_valid_for"] = ["A positive duration."]

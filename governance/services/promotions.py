@@ -18,6 +18,7 @@ from audits.services import record
 from governance.checks import ERROR, CheckResult, registry
 from governance.errors import (
     AlreadyDecided,
+    ConflictOfInterest,
     DuplicateOpenRequest,
     Forbidden,
     InvalidInput,
@@ -38,10 +39,15 @@ from governance.models import (
     TargetStage,
 )
 from governance.roles import SERVICE_ROLES
-from governance.services.policies import policy_resolve, policy_snapshot, snapshot_digest
+from governance.services.policies import (
+    minimum_approvals,
+    policy_resolve,
+    policy_snapshot,
+    snapshot_digest,
+)
 from governance.transitions import request_event_data, transition
 from registry.models import RegisteredModel, Stage
-from registry.permissions import CHANGE_MODEL, has_model_perm
+from registry.permissions import CHANGE_MODEL, REVIEW_MODEL, has_model_grant, has_model_perm
 from registry.selectors import latest_evaluation
 
 logger = logging.getLogger(__name__)
@@ -153,6 +159,12 @@ def promotion_request_submit(
                 f"No policy covers promotions to {target_stage} for {model.risk_tier} risk."
             )
         snapshot = policy_snapshot(policy)
+        floor = minimum_approvals(target_stage=target_stage, from_stage=found.stage)
+        if snapshot["required_approvals"] < floor:
+            snapshot["required_approvals"] = floor
+            snapshot["minimum_applied"] = (
+                f"Raised to {floor}: any change to production needs at least {floor} approval."
+            )
         found.model = model
         request = PromotionRequest.objects.create(
             model=model,
@@ -179,6 +191,21 @@ def promotion_request_submit(
         )
         _start_checks(request, actor=actor)
     return promotion_request_reload(request.pk)
+
+
+def open_request_veto(model: RegisteredModel) -> str | None:
+    """A model with an open promotion request keeps its risk tier: the request froze the
+    policy of that tier, and a lower tier must not be what the next request is judged
+    under while this one is in flight."""
+    open_ids = list(
+        PromotionRequest.objects.filter(model=model, status__in=OPEN_STATUSES).values_list(
+            "pk", flat=True
+        )
+    )
+    if not open_ids:
+        return None
+    listed = ", ".join(f"#{pk}" for pk in open_ids)
+    return f"promotion request {listed} is open; decide or cancel it first."
 
 
 def promotion_request_reload(request_id: int) -> PromotionRequest:
@@ -227,17 +254,29 @@ def _named_reviewers_exist(model: RegisteredModel) -> bool:
 
 
 def require_approver(actor: AbstractBaseUser, request: PromotionRequest) -> None:
-    """Separation of duties, for every caller: raise unless `actor` may decide."""
+    """Separation of duties, for every caller: raise unless `actor` may decide.
+
+    Each refusal names the rule that applied. Nobody decides a request they made, a
+    version they registered, or a model they own or were granted `change` on (a global
+    `change`, which the admin role holds, is not a stake in one model)."""
     if _is_service(actor):
         raise Forbidden("Service accounts never approve or reject promotions.")
     if actor.pk == request.requested_by_id:
         raise SelfApprovalForbidden("The requester of a promotion never decides it.")
+    if actor.pk == request.version.created_by_id:
+        raise ConflictOfInterest(
+            f"You registered {request.model.name} v{request.version.version}; "
+            "the registrant of a version never decides its promotion."
+        )
+    if has_model_grant(actor, CHANGE_MODEL, request.model):
+        raise ConflictOfInterest(
+            f"You own or may change {request.model.name}; "
+            "its owners and those granted change never decide its promotions."
+        )
     role = request.approver_role
     if not actor.groups.filter(name=role).exists():
         raise NotAnApprover(f"Only the {role} role decides this promotion.")
-    if _named_reviewers_exist(request.model) and not actor.has_perm(
-        "registry.review_registeredmodel", request.model
-    ):
+    if _named_reviewers_exist(request.model) and not actor.has_perm(REVIEW_MODEL, request.model):
         raise NotAnApprover(f"{request.model.name} names its own reviewers; you are not one.")
 
 

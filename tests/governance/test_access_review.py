@@ -31,10 +31,8 @@ def staff(make_user, api_for):
     get_user_model().objects.create_superuser("root", password="correct-horse-battery")
     Group.objects.create(name="fraud-team")
     fraud = make_model(users["olivia"], "fraud")
-    model_permission_grant(actor=users["olivia"], model=fraud, permission="review", user="rita")
-    model_permission_grant(
-        actor=users["olivia"], model=fraud, permission="review", group="fraud-team"
-    )
+    model_permission_grant(actor=users["ada"], model=fraud, permission="review", user="rita")
+    model_permission_grant(actor=users["ada"], model=fraud, permission="review", group="fraud-team")
     assert Client().login(username="olivia", password="correct-horse-battery")
     return users, api_for
 

@@ -88,7 +88,7 @@ def test_admins_do_not_bypass_approval(world):
 
 def test_a_reviewer_outside_the_models_named_reviewers_is_refused(world):
     granted = world.call(
-        "olivia", "post", "/api/v1/models/fraud/grants/", {"permission": "review", "user": "raj"}
+        "ada", "post", "/api/v1/models/fraud/grants/", {"permission": "review", "user": "raj"}
     )
     assert granted.status_code == 200
     request = world.request()
@@ -105,7 +105,7 @@ def test_a_named_reviewer_group_counts(world, make_user, api_for):
     board = Group.objects.create(name="risk-board")
     world.users["raj"].groups.add(board)
     world.call(
-        "olivia",
+        "ada",
         "post",
         "/api/v1/models/fraud/grants/",
         {"permission": "review", "group": "risk-board"},

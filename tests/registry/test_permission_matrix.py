@@ -51,8 +51,15 @@ MATRIX = [
     (
         "post",
         "/api/v1/models/fraud/grants/",
-        lambda n: {"permission": "review", "user": "rita"},
+        lambda n: {"permission": "change", "group": "admin"},
         only({"owner": 200, "admin": 200}),
+    ),
+    (
+        # Only admins name the reviewers who decide a model's promotions.
+        "post",
+        "/api/v1/models/fraud/grants/",
+        lambda n: {"permission": "review", "user": "rita"},
+        only({"admin": 200}),
     ),
 ]
 
