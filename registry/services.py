@@ -436,6 +436,10 @@ def model_permission_grant(
         # one with a stake in the model.
         raise Forbidden("Only an admin names or removes a model's reviewers.")
     principal, kind, name = _principal(user=user, group=group)
+    if revoke and principal == actor and not actor.has_perm(CHANGE_MODEL):
+        # Giving up one's own stake in a model would make one eligible to decide its
+        # promotions; another owner or an admin takes a grant away.
+        raise Forbidden("You cannot remove your own permissions on a model.")
     with transaction.atomic():
         RegisteredModel.objects.select_for_update().get(pk=model.pk)
         (remove_perm if revoke else assign_perm)(GRANTABLE[permission], principal, model)

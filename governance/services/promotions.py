@@ -268,7 +268,10 @@ def require_approver(actor: AbstractBaseUser, request: PromotionRequest) -> None
             f"You registered {request.model.name} v{request.version.version}; "
             "the registrant of a version never decides its promotion."
         )
-    if has_model_grant(actor, CHANGE_MODEL, request.model):
+    # The creator stays an owner even after giving up its grant.
+    if actor.pk == request.model.created_by_id or has_model_grant(
+        actor, CHANGE_MODEL, request.model
+    ):
         raise ConflictOfInterest(
             f"You own or may change {request.model.name}; "
             "its owners and those granted change never decide its promotions."

@@ -319,3 +319,25 @@ def test_taking_the_production_version_out_needs_an_approval(world, who):
 def test_archiving_a_version_outside_production_needs_no_approval(world):
     archived = world.request(who="ci", version=2, target="archived")
     assert (archived["status"], archived["required_approvals"]) == ("promoted", 0)
+
+
+def test_giving_up_ones_own_grant_does_not_make_one_eligible(world, make_user, api_for):
+    orla = make_user("orla", "owner", "reviewer")
+    world.api["orla"] = api_for(orla)
+    ledger = make_model(orla, "ledger")
+    make_evaluation(world.users["ci"], make_version(world.users["ci"], ledger))
+    request = world.request(who="ci", model="ledger")
+    start = world.mark()
+    grant = {"permission": "change", "user": "orla"}
+    body = assert_problem(
+        world.call("orla", "delete", "/api/v1/models/ledger/grants/", grant),
+        403,
+        "permission-denied",
+    )
+    assert body["detail"] == "You cannot remove your own permissions on a model."
+    assert world.mark() == start
+
+    # Even with the grant taken away by an admin, the model's creator stays its owner.
+    assert world.call("ada", "delete", "/api/v1/models/ledger/grants/", grant).status_code == 200
+    body = assert_problem(world.act("orla", request["id"], "approve"), 403, "conflict-of-interest")
+    assert body["detail"].startswith("You own or may change ledger")
