@@ -57,6 +57,7 @@ def awaiting_decision_by(queryset: QuerySet[PromotionRequest], user: AbstractBas
         queryset.filter(status=Status.AWAITING_APPROVAL, approver_role__in=roles)
         .exclude(requested_by=user)
         .exclude(version__created_by=user)
+        .exclude(model__created_by=user)
         .exclude(model_id__in=stake)
         .filter(~Q(model_id__in=named) | Q(model_id__in=mine))
         .exclude(Exists(already))
