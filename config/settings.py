@@ -139,6 +139,7 @@ WHITENOISE_USE_FINDERS = True
 
 # The largest evaluation CSV accepted (bytes).
 EVALUATION_MAX_BYTES = int(os.environ.get("EVALUATION_MAX_BYTES", 200 * 1024 * 1024))
+EVALUATION_MAX_ROWS = int(os.environ.get("EVALUATION_MAX_ROWS", 20_000_000))
 # Requests larger than this are refused with 413 before parsing.
 DATA_UPLOAD_MAX_MEMORY_SIZE = int(os.environ.get("DATA_UPLOAD_MAX_MEMORY_SIZE", 2_621_440))
 

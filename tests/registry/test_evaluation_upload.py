@@ -115,6 +115,34 @@ def test_a_file_over_the_limit_is_413_and_nothing_is_kept(ci_api, media, setting
     assert stored_files(media) == []
 
 
+def test_a_file_over_the_row_limit_is_413_and_nothing_is_kept(ci_api, media, settings):
+    settings.EVALUATION_MAX_ROWS = 100
+    start = AuditEvent.objects.count()
+    response = upload(ci_api, to_csv(binary_set(rows=101)))
+    assert response.status_code == 413, response.content
+    assert response["Content-Type"] == "application/problem+json"
+    assert "more than 100 rows" in response.json()["detail"]
+    assert EvaluationData.objects.count() == 0
+    assert AuditEvent.objects.count() == start
+    assert stored_files(media) == []
+    # the limit itself is allowed
+    assert upload(ci_api, to_csv(binary_set(rows=100))).status_code == 201
+
+
+def test_a_bad_value_deep_in_the_file_is_named_by_its_line(ci_api, media, monkeypatch):
+    from registry import evaluation
+
+    monkeypatch.setattr(evaluation, "CHUNK_ROWS", 10)  # the bad line falls in the third chunk
+    frame = binary_set(rows=40).astype({"y_pred": object})
+    frame.loc[24, "y_pred"] = "oops"
+    response = upload(ci_api, to_csv(frame))
+    assert response.status_code == 400
+    assert response.json()["errors"]["prediction_column"] == [
+        "Column 'y_pred' must hold numbers; line 26 does not."
+    ]
+    assert stored_files(media) == []
+
+
 def test_a_request_without_a_file_is_400(ci_api):
     response = ci_api.post(URL, {"label_column": "y"}, format="multipart")
     assert response.status_code == 400
