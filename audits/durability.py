@@ -24,6 +24,8 @@ from django.db import DEFAULT_DB_ALIAS, connections
 # once, before the first row; its effect ends with the transaction.
 ASYNC_COMMIT = "(SELECT set_config('synchronous_commit', 'off', true)) = 'off'"
 FLUSH_SQL = "SELECT pg_logical_emit_message(true, 'modelgov.flush', '')"
+# The function FLUSH_SQL calls, by signature: the service's database role must run it.
+FLUSH_FUNCTION = "pg_catalog.pg_logical_emit_message(boolean, text, text)"
 
 
 def flush_wal(using: str = DEFAULT_DB_ALIAS) -> None:
