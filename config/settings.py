@@ -214,6 +214,9 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 CHECK_SOFT_TIME_LIMIT = int(os.environ.get("CHECK_SOFT_TIME_LIMIT", "600"))
 CHECK_TIME_LIMIT = int(os.environ.get("CHECK_TIME_LIMIT", "660"))
 CHECK_MAX_ATTEMPTS = int(os.environ.get("CHECK_MAX_ATTEMPTS", "3"))
+# A check's results larger than this (bytes of canonical JSON) are kept by the check run
+# alone; its audit event holds their SHA-256 and size instead of a copy.
+CHECK_RESULTS_INLINE_BYTES = int(os.environ.get("CHECK_RESULTS_INLINE_BYTES", "32768"))
 # A queued run older than this is dispatched again (its message may have been lost).
 CHECK_REDISPATCH_AFTER = int(os.environ.get("CHECK_REDISPATCH_AFTER", "120"))
 # A request whose checks have not all finished this long after they started fails.

@@ -4,7 +4,8 @@ equalized odds difference, held to the policy's limits.
 
 Defaults: difference at most 0.10, ratio at least 0.80 (the four-fifths rule). A group
 smaller than `min_group_size` is reported as a warning: its rates are too noisy to
-judge, and a silent pass would hide that."""
+judge, and a silent pass would hide that. A feature with more than `max_groups` groups
+ends the gate in `error` before any rate is computed."""
 
 from typing import Any
 
@@ -21,12 +22,16 @@ DEFAULTS: dict[str, Any] = {
     "min_demographic_parity_ratio": 0.80,
     "max_equalized_odds_difference": 0.10,
     "min_group_size": 30,
+    # More groups than this is a column that is not a sensitive feature (an id, a free
+    # text field): the gate would spend minutes and write a result nobody can review.
+    "max_groups": 1000,
 }
 RANGES = {
     "max_demographic_parity_difference": (0, 1),
     "min_demographic_parity_ratio": (0, 1),
     "max_equalized_odds_difference": (0, 1),
     "min_group_size": (0, None),
+    "max_groups": (1, None),
 }
 GROUP_METRICS = {
     "selection_rate": selection_rate,
@@ -91,6 +96,14 @@ def run(*, version, evaluation=None, settings: dict[str, Any]) -> CheckResult:
     features: dict[str, Any] = {}
     for feature in evaluation.sensitive_features:
         groups = data[feature].fillna("(missing)")
+        count = groups.nunique()
+        if count > limits["max_groups"]:
+            return CheckResult(
+                ERROR,
+                f"{feature} has {count} groups; the policy allows at most "
+                f"{limits['max_groups']} per sensitive feature (checks.fairness.max_groups).",
+                {"feature": feature, "groups": int(count), "max_groups": limits["max_groups"]},
+            )
         result = figures(metric_frame(y_true, y_pred, groups), groups)
         small = sorted(
             g for g, row in result["groups"].items() if row["count"] < limits["min_group_size"]

@@ -1,6 +1,7 @@
 """Promotion requests: submit, approve, reject, cancel, rerun checks, and the checks'
 own lifecycle. Rights and rules are enforced here, whoever calls."""
 
+import hashlib
 import logging
 from datetime import timedelta
 from functools import partial
@@ -14,6 +15,7 @@ from django.utils import timezone
 from guardian.models import GroupObjectPermission, UserObjectPermission
 from kombu.exceptions import OperationalError as KombuOperationalError
 
+from audits.chain import canonical
 from audits.services import record
 from governance.checks import ERROR, CheckResult, registry
 from governance.errors import (
@@ -442,6 +444,21 @@ def check_run_start(*, check_run_id: int) -> CheckRun | None:
     return run
 
 
+def results_in_event(results: dict) -> dict:
+    """What a check's audit event holds of its results: the results themselves, or,
+    past CHECK_RESULTS_INLINE_BYTES, their SHA-256 and size. The permanent log then
+    grows by a few lines per check, whatever the check found; the check run keeps the
+    full results, and the digest proves them unchanged."""
+    text = canonical(results)
+    size = len(text.encode("utf-8"))
+    if size <= settings.CHECK_RESULTS_INLINE_BYTES:
+        return {"results": results}
+    return {
+        "results_sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(),
+        "results_bytes": size,
+    }
+
+
 def _store_verdict(run: CheckRun, request: PromotionRequest, result: CheckResult) -> None:
     run.status = result.status
     run.summary = result.summary
@@ -459,7 +476,7 @@ def _store_verdict(run: CheckRun, request: PromotionRequest, result: CheckResult
             "promotion_request": request.pk,
             "round": run.round,
             "summary": result.summary,
-            "results": result.results,
+            **results_in_event(result.results),
         },
     )
 
