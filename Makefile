@@ -6,6 +6,11 @@ PORT ?= 8000
 
 .PHONY: run install migrate demo test lint fmt worker beat clean
 
+# These targets are for a development machine: with DEBUG on, the service starts without
+# SECRET_KEY and AUDIT_SIGNING_KEY (using development keys, with a warning), which outside
+# DEBUG it refuses to. Set DEBUG=false, with both keys, to run them as production does.
+run migrate demo worker beat: export DEBUG ?= true
+
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
@@ -27,7 +32,10 @@ run: demo
 	$(PY) manage.py runserver $(HOST):$(PORT)
 
 test: install
-	$(PY) manage.py makemigrations --check --dry-run
+	@# makemigrations also runs the system checks. A checkout has no production keys, so
+	@# they run as on a development machine; tests/test_startup_checks.py starts the
+	@# service without them and shows it refuse.
+	DEBUG=true $(PY) manage.py makemigrations --check --dry-run
 	$(PY) -m pytest
 	@# The audit log's triggers are also proven on SQLite when the main run is elsewhere.
 	@if [ -n "$$DATABASE_URL" ]; then DATABASE_URL= $(PY) -m pytest -m "sqlite and not postgres" -q; fi

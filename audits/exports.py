@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from audits.context import audit_context, current
 from audits.selectors import COLUMNS, DATA, event_rows
+from audits.signing import signing_key
 
 logger = logging.getLogger("modelgov.audit")
 
@@ -130,6 +131,9 @@ class ExportStream:
         # The stream is sent after the request's middleware has returned, so the
         # request's id and address are kept here for the event written at the end.
         self._context = current()
+        # The manifest is signed once the last byte is sent: a key that cannot sign
+        # stops the export before the first.
+        signing_key()
 
     def stream(self, chunks: Iterator[Chunk]) -> Iterator[bytes]:
         digest = hashlib.sha256()

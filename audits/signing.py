@@ -28,6 +28,10 @@ class SigningKeyError(ValueError):
     pass
 
 
+class SigningKeyMissing(SigningKeyError):
+    """No AUDIT_SIGNING_KEY, outside DEBUG: nothing may be signed."""
+
+
 @dataclass(frozen=True)
 class SigningKey:
     private: Ed25519PrivateKey
@@ -85,10 +89,15 @@ def load_public_key(pem: str) -> Ed25519PublicKey:
 
 
 @lru_cache(maxsize=4)
-def _key_from(configured: str, secret_key: str) -> SigningKey:
+def _key_from(configured: str, secret_key: str, debug: bool) -> SigningKey:
     if configured:
         private = load_private_key(configured)
         development = False
+    elif not debug:
+        raise SigningKeyMissing(
+            "AUDIT_SIGNING_KEY is not set: with DEBUG off, audit manifests and checkpoints "
+            "are signed only with a configured key."
+        )
     else:
         # Reproducible across processes and restarts of one installation, so its
         # signatures keep verifying; worthless to anyone who knows SECRET_KEY.
@@ -106,9 +115,12 @@ def _key_from(configured: str, secret_key: str) -> SigningKey:
 
 
 def signing_key() -> SigningKey:
+    """The configured key; with DEBUG on and none configured, the development key.
+    Raises SigningKeyError when the configured key cannot be read, SigningKeyMissing
+    when there is none outside DEBUG (the system checks refuse to start then)."""
     from django.conf import settings
 
-    return _key_from(settings.AUDIT_SIGNING_KEY or "", settings.SECRET_KEY)
+    return _key_from(settings.AUDIT_SIGNING_KEY or "", settings.SECRET_KEY, settings.DEBUG)
 
 
 def sign_document(fields: Mapping) -> dict:

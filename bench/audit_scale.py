@@ -30,7 +30,6 @@ Exit status 0 when every target is met and every check passed, 1 otherwise.
 """
 
 import argparse
-import base64
 import hashlib
 import http.client
 import json
@@ -52,6 +51,7 @@ from common import (
     free_port,
     manage,
     manage_ok,
+    production_keys,
     recreate_database,
 )
 
@@ -394,8 +394,7 @@ def main() -> int:
     env = {
         **os.environ,
         "DATABASE_URL": url,
-        # A key of the run's own, as production configures one (a 32-byte seed).
-        "AUDIT_SIGNING_KEY": base64.b64encode(os.urandom(32)).decode(),
+        **production_keys(),
         "DEBUG": "false",
         "REDIS_URL": "",
         "CELERY_BROKER_URL": "",

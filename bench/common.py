@@ -1,6 +1,9 @@
-"""What the benchmark scripts share: the project's interpreter, fresh databases,
-management commands and free ports."""
+"""What the benchmark scripts share: the project's interpreter, production's keys, fresh
+databases, management commands and free ports."""
 
+import base64
+import os
+import secrets
 import socket
 import subprocess
 from pathlib import Path
@@ -9,6 +12,15 @@ import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = ROOT / ".venv" / "bin" / "python"
+
+
+def production_keys() -> dict[str, str]:
+    """A secret key and an audit signing key of the run's own: with DEBUG off, as the
+    benchmarks run, the service starts only with both."""
+    return {
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "AUDIT_SIGNING_KEY": base64.b64encode(os.urandom(32)).decode(),
+    }
 
 
 def database_url(server: str, name: str) -> str:

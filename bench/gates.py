@@ -151,10 +151,13 @@ def main() -> None:
         child(args.child[0], int(args.child[1]), args.traced)
         return
 
+    from bench.common import production_keys
+
     sizes = [int(s) for s in args.sizes.split(",")]
     work = Path(tempfile.mkdtemp(prefix="modelgov-gates-"))
     env = {
         **os.environ,
+        **production_keys(),
         "DATABASE_URL": f"sqlite:///{work / 'bench.sqlite3'}",
         "MEDIA_ROOT": str(work / "media"),
         "EVALUATION_MAX_BYTES": str(2 * 1024**3),

@@ -79,6 +79,7 @@ from common import (
     free_port,
     manage,
     manage_ok,
+    production_keys,
     recreate_database,
 )
 
@@ -551,6 +552,7 @@ class Modelgov:
         self.report = report
         self.env = {
             **os.environ,
+            **production_keys(),
             "DATABASE_URL": database_url(args.postgres, MODELGOV_DB),
             "DEBUG": "false",
         }

@@ -8,6 +8,7 @@ from rest_framework.test import APIClient
 
 from audits.context import audit_context
 from audits.triggers import every_statement
+from tests import keys
 
 REQUIRE_SERVICES = os.environ.get("MODELGOV_REQUIRE_SERVICES") == "1"
 # Browser tests drive Debian's Chromium; no browser is ever downloaded.
@@ -70,6 +71,13 @@ def _unavailable(item, reason: str):
 @pytest.fixture(autouse=True)
 def _fast_passwords(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _production_keys(settings):
+    """The suite runs with DEBUG off, as production does, so with keys of its own."""
+    settings.SECRET_KEY = keys.SECRET_KEY
+    settings.AUDIT_SIGNING_KEY = keys.AUDIT_SIGNING_KEY
 
 
 @pytest.fixture(autouse=True)

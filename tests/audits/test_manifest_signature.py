@@ -145,7 +145,7 @@ def test_a_filtered_export_checks_each_event_and_the_manifest(known_log, reader,
     assert message.startswith("TAMPERED: first bad seq 5 in ")
 
 
-def test_a_configured_pem_or_seed_signs_and_an_unset_one_is_flagged(settings, caplog):
+def test_a_configured_pem_or_seed_signs(settings):
     private = Ed25519PrivateKey.generate()
     pem = private.private_bytes(
         serialization.Encoding.PEM,
@@ -164,13 +164,24 @@ def test_a_configured_pem_or_seed_signs_and_an_unset_one_is_flagged(settings, ca
             document, public_key_pem=signing.public_pem(private.public_key())
         ) == (True, f"signed by {expected_id}")
 
+
+def test_an_unset_key_signs_with_the_development_key_only_with_debug_on(settings, caplog):
     settings.AUDIT_SIGNING_KEY = ""
+    settings.DEBUG = True
     with caplog.at_level(logging.WARNING, logger="modelgov.audit"):
         document = signing.sign_document({"kind": "test"})
     assert document["key_id"].startswith("dev-ed25519:")
     assert "AUDIT_SIGNING_KEY is not set" in caplog.text
 
-    for bad in ("not a key", base64.b64encode(b"short").decode()):
-        settings.AUDIT_SIGNING_KEY = bad
-        with pytest.raises(signing.SigningKeyError):
-            signing.signing_key()
+    settings.DEBUG = False
+    with pytest.raises(signing.SigningKeyMissing, match="AUDIT_SIGNING_KEY is not set"):
+        signing.sign_document({"kind": "test"})
+
+
+def test_a_malformed_key_is_refused_with_or_without_debug(settings):
+    for debug in (False, True):
+        settings.DEBUG = debug
+        for bad in ("not a key", base64.b64encode(b"short").decode()):
+            settings.AUDIT_SIGNING_KEY = bad
+            with pytest.raises(signing.SigningKeyError, match="AUDIT_SIGNING_KEY"):
+                signing.signing_key()

@@ -78,9 +78,11 @@ def test_a_tampered_export_names_the_first_bad_seq(exported, tamper, bad_seq):
 
 
 def verify_offline(path) -> subprocess.CompletedProcess:
-    """manage.py verify_audit --file in a process whose database does not exist."""
+    """manage.py verify_audit --file in a process whose database does not exist, with
+    none of the service's keys: as on an auditor's machine."""
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "AUDIT_SIGNING_KEY")},
+        "DEBUG": "false",
         # Nothing listens there: any attempt to connect would fail the command.
         "DATABASE_URL": "postgresql://nobody@127.0.0.1:9/nowhere",
         "REDIS_URL": "",

@@ -23,6 +23,7 @@ from governance.models import CheckRun, PromotionRequest
 from governance.services import check_runs_sweep
 from governance.tasks import check_run_execute
 from tests.evaluation_sets import binary_set
+from tests.keys import production_environment
 
 pytestmark = [
     pytest.mark.postgres,
@@ -106,14 +107,13 @@ class Worker:
     def __init__(self, broker: str, log: Path):
         db = connection.settings_dict
         host = f"{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}"
-        self.env = {
-            **os.environ,
-            "DATABASE_URL": f"postgresql://{db['USER']}@{host}/{db['NAME']}",
-            "REDIS_URL": broker,
-            "CELERY_BROKER_URL": broker,
-            "MEDIA_ROOT": str(settings.MEDIA_ROOT),
-            "CELERY_VISIBILITY_TIMEOUT": "5",
-        }
+        self.env = production_environment(
+            DATABASE_URL=f"postgresql://{db['USER']}@{host}/{db['NAME']}",
+            REDIS_URL=broker,
+            CELERY_BROKER_URL=broker,
+            MEDIA_ROOT=str(settings.MEDIA_ROOT),
+            CELERY_VISIBILITY_TIMEOUT="5",
+        )
         self.log = log
         self.process = None
 
