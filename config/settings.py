@@ -21,8 +21,10 @@ def env_list(name: str, default: str) -> list[str]:
 
 
 DEBUG = env_bool("DEBUG", False)
-# The demo key is only for a machine nobody else reaches; production sets SECRET_KEY.
-SECRET_KEY = os.environ.get("SECRET_KEY") or "modelgov-insecure-development-key"
+# The demo key is only for a machine nobody else reaches: with DEBUG off it is a system
+# check error (config/checks.py), so nothing starts with it.
+DEVELOPMENT_SECRET_KEY = "modelgov-insecure-development-key"  # noqa: S105 (refused outside DEBUG)
+SECRET_KEY = os.environ.get("SECRET_KEY") or DEVELOPMENT_SECRET_KEY
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
 
 INSTALLED_APPS = [
@@ -41,6 +43,7 @@ INSTALLED_APPS = [
     "audits",
     "registry",
     "governance",
+    "config.apps.ServiceConfig",
 ]
 
 MIDDLEWARE = [
