@@ -131,17 +131,14 @@ def sign_document(fields: Mapping) -> dict:
     return {**document, "signature": base64.b64encode(signature).decode("ascii")}
 
 
-def verify_document(document: Mapping, *, public_key_pem: str | None = None) -> tuple[bool, str]:
-    """Check a signed document against `public_key_pem`, or, without one, against the
-    key it carries (which proves it unchanged since signing, not who signed it)."""
-    pem = public_key_pem or document.get("public_key")
-    if not isinstance(pem, str) or not pem:
-        return False, "no public key to check the signature with"
+def verify_document(document: Mapping, *, public_key_pem: str) -> tuple[bool, str]:
+    """Check a signed document against `public_key_pem`. Given the key the document
+    carries, this proves it unchanged since signing, not who signed it."""
     try:
-        public = load_public_key(pem)
+        public = load_public_key(public_key_pem)
     except SigningKeyError as exc:
         return False, str(exc)
-    if document.get("key_id", "").removeprefix(DEVELOPMENT_PREFIX) != fingerprint(public):
+    if str(document.get("key_id", "")).removeprefix(DEVELOPMENT_PREFIX) != fingerprint(public):
         return False, f"signed by key {document.get('key_id')!r}, not by {fingerprint(public)}"
     try:
         signature = base64.b64decode(str(document.get("signature", "")), validate=True)

@@ -1,5 +1,10 @@
 """What verify_audit checks: an exported file (with no database) or the stored log, each
-with any signed manifest and checkpoints it is given."""
+with any signed manifest and checkpoints it is given.
+
+A signature counts only when it was made by a key the verifier trusts (Trust): the
+service's own key and any given with --public-key. A document's own key only shows it
+unchanged since signing: whoever can write the database or hand over a file can sign
+with a key of their own, so that is used only when asked for (Trust.embedded_keys)."""
 
 import hashlib
 import json
@@ -8,14 +13,68 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 from audits.chain import VerifyResult, iter_jsonl, verify_each, verify_events
-from audits.signing import verify_document
+from audits.signing import (
+    DEVELOPMENT_PREFIX,
+    SigningKeyError,
+    fingerprint,
+    load_public_key,
+    verify_document,
+)
 
 CHECKPOINT_KIND = "audit_checkpoint"
 EVENTS_KIND = "audit_events"
 
 
 class VerificationInputError(ValueError):
-    """A manifest, checkpoint or key file that cannot be read at all."""
+    """A manifest, checkpoint or key file that cannot be read at all, or no key to trust."""
+
+
+@dataclass(frozen=True)
+class Trust:
+    """The keys whose signatures count (key id -> PEM), or, with `embedded`, whatever key
+    each document carries."""
+
+    keys: Mapping[str, str] = field(default_factory=dict)
+    embedded: bool = False
+
+    @classmethod
+    def pinned(cls, pems: Iterable[str]) -> "Trust":
+        keys = {}
+        for pem in pems:
+            try:
+                keys[fingerprint(load_public_key(pem))] = pem
+            except SigningKeyError as exc:
+                raise VerificationInputError(str(exc)) from exc
+        return cls(keys)
+
+    @classmethod
+    def embedded_keys(cls) -> "Trust":
+        return cls(embedded=True)
+
+    def check(self, document: Mapping) -> tuple[bool, str]:
+        if self.embedded:
+            carried = document.get("public_key")
+            if not isinstance(carried, str) or not carried:
+                return False, "it carries no public key"
+            return verify_document(document, public_key_pem=carried)
+        key_id = str(document.get("key_id", ""))
+        pem = self.keys.get(key_id.removeprefix(DEVELOPMENT_PREFIX))
+        if pem is None:
+            expected = " or ".join(self.keys) or "a trusted key"
+            return False, f"signed by key {key_id!r}, not by {expected}"
+        return verify_document(document, public_key_pem=pem)
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A signed checkpoint and where it came from, to name it when it fails."""
+
+    document: dict
+    origin: str
+
+    @property
+    def seq(self) -> int:
+        return self.document["seq"]
 
 
 @dataclass
@@ -56,9 +115,9 @@ def load_json(path: str, what: str) -> Any:
         raise VerificationInputError(f"The {what} {path} is not JSON: {exc}") from exc
 
 
-def load_checkpoints(paths: Iterable[str]) -> list[dict]:
+def load_checkpoints(paths: Iterable[str]) -> list[Checkpoint]:
     """Checkpoint files: one checkpoint, a list of them, or a page of the checkpoints API."""
-    found: list[dict] = []
+    found: list[Checkpoint] = []
     for path in paths:
         value = load_json(path, "checkpoint file")
         if isinstance(value, Mapping) and "results" in value:
@@ -71,13 +130,11 @@ def load_checkpoints(paths: Iterable[str]) -> list[dict]:
                 or type(item.get("seq")) is not int
             ):
                 raise VerificationInputError(f"{path} holds something other than checkpoints.")
-            found.append(dict(item))
+            found.append(Checkpoint(dict(item), f"from {path}"))
     return found
 
 
-def read_public_key(path: str | None) -> str | None:
-    if not path:
-        return None
+def read_public_key(path: str) -> str:
     try:
         with open(path, encoding="ascii") as handle:
             return handle.read()
@@ -123,13 +180,16 @@ def verify_file(
     handle: BinaryIO,
     *,
     manifest: Mapping | None = None,
-    public_key_pem: str | None = None,
-    checkpoints: list[dict] = (),
+    trust: Trust | None = None,
+    checkpoints: list[Checkpoint] = (),
 ) -> Report:
     """A JSON Lines export. Unfiltered: the whole chain from seq 1. Filtered (as its
-    manifest says): each event's own hash. Then the manifest and the checkpoints."""
+    manifest says): each event's own hash. Then the manifest and the checkpoints, whose
+    signatures must come from `trust`."""
+    if trust is None and (manifest is not None or checkpoints):
+        raise ValueError("Signed documents are checked against a Trust; none was given.")
     filtered = bool(manifest and manifest.get("filters"))
-    tap = _Tap(handle, {c["seq"] for c in checkpoints if type(c.get("seq")) is int})
+    tap = _Tap(handle, {c.seq for c in checkpoints})
     chain = verify_each(tap.events()) if filtered else verify_events(tap.events())
     tap.drain()
     report = Report(chain)
@@ -141,7 +201,7 @@ def verify_file(
             )
         )
     if manifest is not None:
-        report.findings += _manifest_findings(manifest, tap, chain, public_key_pem, filtered)
+        report.findings += _manifest_findings(manifest, tap, chain, trust, filtered)
     if checkpoints:
         if filtered:
             report.findings.append(
@@ -149,17 +209,17 @@ def verify_file(
             )
         else:
             report.findings += checkpoint_findings(
-                checkpoints, end_seq=chain.events_checked, hashes=tap.hashes, key=public_key_pem
+                checkpoints, end_seq=chain.events_checked, hashes=tap.hashes, trust=trust
             )
     return report
 
 
-def _manifest_findings(manifest, tap: _Tap, chain, public_key_pem, filtered) -> list[Finding]:
-    signed, who = verify_document(manifest, public_key_pem=public_key_pem)
+def _manifest_findings(manifest, tap: _Tap, chain, trust: Trust, filtered) -> list[Finding]:
+    signed, who = trust.check(manifest)
     if not signed:
         return [Finding(f"The manifest's signature does not verify: {who}.", ok=False)]
-    pinned = "" if public_key_pem else " (with the key the manifest carries: pass --public-key)"
-    findings = [Finding(f"Manifest signature valid, {who}{pinned}.")]
+    carried = " (checked with the key the manifest carries)" if trust.embedded else ""
+    findings = [Finding(f"Manifest signature valid, {who}{carried}.")]
     if manifest.get("kind") != EVENTS_KIND or manifest.get("format") != "jsonl":
         findings.append(
             Finding("The manifest is not that of a JSON Lines export of events.", ok=False)
@@ -213,30 +273,29 @@ def _manifest_findings(manifest, tap: _Tap, chain, public_key_pem, filtered) -> 
 
 
 def checkpoint_findings(
-    checkpoints: Iterable[Mapping],
+    checkpoints: Iterable[Checkpoint],
     *,
     end_seq: int,
     hashes: Mapping[int, Any],
-    key: str | None,
-    current_key_id: str | None = None,
+    trust: Trust,
 ) -> list[Finding]:
-    """Each checkpoint must be signed, lie within the log, and name the hash the log has
-    at its seq. A checkpoint beyond the end means the newest events were removed; one
-    whose hash differs means the chain was rewritten at or before its seq (and after the
-    last checkpoint that still matches)."""
+    """Each checkpoint must be signed by a trusted key, lie within the log, and name the
+    hash the log has at its seq. A checkpoint beyond the end means the newest events were
+    removed; one whose hash differs means the chain was rewritten at or before its seq
+    (and after the last checkpoint that still matches)."""
     findings: list[Finding] = []
     matched, matching = 0, 0
-    for checkpoint in sorted(checkpoints, key=lambda c: c["seq"]):
-        seq, at = checkpoint.get("seq"), checkpoint.get("created_at")
-        pinned = key
-        if key is None or (current_key_id and checkpoint.get("key_id") != current_key_id):
-            pinned = None  # an earlier key: the checkpoint can only vouch for itself
-        signed, who = verify_document(checkpoint, public_key_pem=pinned)
-        if pinned is None:
-            who += " (checked with the key it carries, not one you gave)"
+    for checkpoint in sorted(checkpoints, key=lambda c: c.seq):
+        document, seq = checkpoint.document, checkpoint.seq
+        at = document.get("created_at")
+        signed, who = trust.check(document)
         if not signed:
             findings.append(
-                Finding(f"The checkpoint at seq {seq} ({at}) is not validly signed: {who}.", False)
+                Finding(
+                    f"The checkpoint at seq {seq} ({checkpoint.origin}, created {at}) is not "
+                    f"validly signed: {who}.",
+                    ok=False,
+                )
             )
             continue
         if seq > end_seq:
@@ -248,7 +307,7 @@ def checkpoint_findings(
                     first_bad_seq=end_seq + 1,
                 )
             )
-        elif seq and hashes.get(seq) != checkpoint.get("hash"):
+        elif seq and hashes.get(seq) != document.get("hash"):
             findings.append(
                 Finding(
                     f"The event at seq {seq} does not have the hash the checkpoint signed at "
@@ -266,14 +325,29 @@ def checkpoint_findings(
     return findings
 
 
-def verify_database(*, checkpoints: list[dict] = (), public_key_pem: str | None = None) -> Report:
-    """The stored chain, then every stored checkpoint and any given ones."""
+def service_public_key() -> str | None:
+    """The public half of the key this installation signs with; None where none is
+    configured (outside DEBUG, without AUDIT_SIGNING_KEY)."""
+    from audits.signing import SigningKeyMissing, signing_key
+
+    try:
+        return signing_key().public_pem
+    except SigningKeyMissing:
+        return None
+    except SigningKeyError as exc:
+        raise VerificationInputError(str(exc)) from exc
+
+
+def verify_database(
+    *, checkpoints: list[Checkpoint] = (), public_keys: Iterable[str] = ()
+) -> Report:
+    """The stored chain, then every stored checkpoint and any given ones, each of which
+    must be signed by the service's own key or one of `public_keys`."""
     from audits.selectors import checkpoint_list, hashes_at, verify_stored_chain
     from audits.services import checkpoint_document
-    from audits.signing import signing_key
 
     chain = verify_stored_chain()
-    stored = [checkpoint_document(c) for c in checkpoint_list()]
+    stored = [Checkpoint(checkpoint_document(c), f"stored, id {c.pk}") for c in checkpoint_list()]
     report = Report(chain)
     if not chain.ok:
         return report
@@ -281,14 +355,16 @@ def verify_database(*, checkpoints: list[dict] = (), public_key_pem: str | None 
     if not every:
         report.findings.append(Finding("No checkpoint to compare with."))
         return report
-    current = signing_key()
-    key = public_key_pem or current.public_pem
-    hashes = hashes_at({c["seq"] for c in every if type(c.get("seq")) is int})
+    pems = [pem for pem in (service_public_key(), *public_keys) if pem]
+    if not pems:
+        raise VerificationInputError(
+            "The checkpoints can be checked only against a key you trust: run with the "
+            "service's AUDIT_SIGNING_KEY, or pass its public key with --public-key."
+        )
     report.findings += checkpoint_findings(
         every,
         end_seq=chain.events_checked,
-        hashes=hashes,
-        key=key,
-        current_key_id=None if public_key_pem else current.key_id,
+        hashes=hashes_at({c.seq for c in every}),
+        trust=Trust.pinned(pems),
     )
     return report

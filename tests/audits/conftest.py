@@ -1,10 +1,12 @@
 import hashlib
+import io
 import json
 from datetime import UTC, datetime
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
+from django.core.management import call_command
 from rest_framework.test import APIClient
 
 from audits.bulk import append_events
@@ -140,3 +142,13 @@ def reader(db):
 def download(response) -> bytes:
     assert response.status_code == 200, response.content
     return b"".join(response.streaming_content)
+
+
+def verify_audit(*args: str) -> tuple[int, str]:
+    """manage.py verify_audit: its exit code, and what it wrote (stderr when it failed)."""
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        call_command("verify_audit", *args, stdout=out, stderr=err)
+    except SystemExit as exit_:
+        return exit_.code, err.getvalue()
+    return 0, out.getvalue()

@@ -21,6 +21,7 @@ from audits.tasks import audit_checkpoint
 from audits.triggers import every_statement
 from config.celery import app
 from tests.audits.conftest import KNOWN, download
+from tests.audits.conftest import verify_audit as verify
 
 pytestmark = pytest.mark.django_db
 
@@ -68,15 +69,6 @@ def rewrite_from(seq: int) -> None:
             )
             prev = digest
         ChainHead.objects.filter(pk=1).update(hash=prev)
-
-
-def verify(*args) -> tuple[int, str]:
-    out, err = io.StringIO(), io.StringIO()
-    try:
-        call_command("verify_audit", *args, stdout=out, stderr=err)
-    except SystemExit as exit_:
-        return exit_.code, err.getvalue()
-    return 0, out.getvalue()
 
 
 def checkpoint() -> AuditCheckpoint:
@@ -188,15 +180,21 @@ def test_a_checkpoint_with_a_forged_signature_fails(known_log):
 def test_an_export_is_checked_against_checkpoints_offline(known_log, reader, tmp_path):
     saved = tmp_path / "checkpoint.json"
     saved.write_text(json.dumps(checkpoint_document(checkpoint())))
+    key = tmp_path / "audit-key.pem"
+    key.write_bytes(reader.get("/api/v1/audit/public-key/").content)
     body = download(reader.get("/api/v1/audit/export/?format=jsonl"))
     path = tmp_path / "audit.jsonl"
     path.write_bytes(body)
-    code, message = verify("--file", str(path), "--checkpoint", str(saved))
+    code, message = verify(
+        "--file", str(path), "--checkpoint", str(saved), "--public-key", str(key)
+    )
     assert code == 0, message
     assert "1 checkpoint(s) match the log; the latest: seq 5" in message
 
     path.write_bytes(b"".join(body.splitlines(keepends=True)[:4]))
-    code, message = verify("--file", str(path), "--checkpoint", str(saved))
+    code, message = verify(
+        "--file", str(path), "--checkpoint", str(saved), "--public-key", str(key)
+    )
     assert code == 1
     assert message.startswith(f"TAMPERED: first bad seq 5 in {path}: ")
 

@@ -1,7 +1,6 @@
 """verify_audit --file on a real HTTP export: intact passes; an edit, a deletion, a
 reorder or an inserted line is named by the first bad seq; no database is needed."""
 
-import io
 import json
 import os
 import subprocess
@@ -9,22 +8,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from django.core.management import call_command
 
 from tests.audits.conftest import download
+from tests.audits.conftest import verify_audit as verify
 
 pytestmark = pytest.mark.django_db
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def verify(*args) -> tuple[int, str]:
-    out, err = io.StringIO(), io.StringIO()
-    try:
-        call_command("verify_audit", *args, stdout=out, stderr=err)
-    except SystemExit as exit_:
-        return exit_.code, err.getvalue()
-    return 0, out.getvalue()
 
 
 @pytest.fixture
