@@ -231,11 +231,15 @@ CHECK_DEADLINE = int(os.environ.get("CHECK_DEADLINE", "3600"))
 AUDIT_MODEL_SCOPE = "governance.audit_scope.owned_model_names"
 # A PDF report is built in memory; larger selections export as jsonl or csv.
 AUDIT_PDF_MAX_EVENTS = int(os.environ.get("AUDIT_PDF_MAX_EVENTS", "20000"))
+# Seconds between signed checkpoints of the chain head; unset, one at the top of each hour.
+AUDIT_CHECKPOINT_INTERVAL = os.environ.get("AUDIT_CHECKPOINT_INTERVAL", "").strip()
 CELERY_BEAT_SCHEDULE = {
     "sweep-check-runs": {"task": "governance.tasks.check_runs_sweep", "schedule": 60.0},
     "audit-checkpoint-hourly": {
         "task": "audits.tasks.audit_checkpoint",
-        "schedule": crontab(minute=0),
+        "schedule": float(AUDIT_CHECKPOINT_INTERVAL)
+        if AUDIT_CHECKPOINT_INTERVAL
+        else crontab(minute=0),
     },
 }
 
