@@ -6,10 +6,11 @@ class GovernanceConfig(AppConfig):
     verbose_name = "Governance"
 
     def ready(self):
-        from governance import signals
+        from governance import background, signals
         from governance.services.promotions import open_request_veto
         from registry.services import tier_lowering_vetoes
 
         signals.connect()
+        background.connect()
         if open_request_veto not in tier_lowering_vetoes:
             tier_lowering_vetoes.append(open_request_veto)
