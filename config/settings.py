@@ -159,6 +159,12 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
 # and the audit trail records REMOTE_ADDR.
 AUDIT_TRUSTED_PROXIES = int(os.environ.get("AUDIT_TRUSTED_PROXIES", "0"))
 AUDIT_SIGNING_KEY = os.environ.get("AUDIT_SIGNING_KEY", "")
+# API tokens: the life of a new token when its creator names none, the longest one may
+# name (days), and how often each process records a token's last use (seconds): uses
+# in between cost no write.
+API_TOKEN_LIFETIME_DAYS = int(os.environ.get("API_TOKEN_LIFETIME_DAYS", "90"))
+API_TOKEN_MAX_LIFETIME_DAYS = int(os.environ.get("API_TOKEN_MAX_LIFETIME_DAYS", "365"))
+API_TOKEN_LAST_USE_INTERVAL = int(os.environ.get("API_TOKEN_LAST_USE_INTERVAL", "60"))
 # Folders whose file:// artifacts the integrity check may open (os.pathsep-separated).
 ARTIFACT_ROOTS = [p for p in os.environ.get("ARTIFACT_ROOTS", "").split(os.pathsep) if p]
 

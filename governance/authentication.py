@@ -1,11 +1,16 @@
 import hashlib
+import time
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import cache
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.contrib.contenttypes.models import ContentType
 from django.db import connection
+from django.db.models import Q
+from django.db.models.functions import Now
 from django.utils.translation import gettext_lazy as _
 from rest_framework import authentication, exceptions
 
@@ -37,7 +42,7 @@ def _token_query() -> tuple[str, tuple[str, ...]]:
     group_perms = Group.permissions.field
     holder = (
         f"(SELECT k.user_id FROM {table(ApiToken)} k"  # noqa: S608
-        " WHERE k.key_hash = %s AND k.revoked_at IS NULL)"
+        f" WHERE k.key_hash = %s AND {_usable('k')})"
     )
     ug, ug_user, ug_group = (
         table(user_groups.remote_field.through),
@@ -62,7 +67,7 @@ def _token_query() -> tuple[str, tuple[str, ...]]:
         SELECT 'token', t.id, NULL, {epoch}, {columns}
           FROM {table(ApiToken)} t
           JOIN {table(user_model)} u ON u.{quote(user_model._meta.pk.column)} = t.user_id
-         WHERE t.key_hash = %s AND t.revoked_at IS NULL
+         WHERE t.key_hash = %s AND {_usable("t")}
         UNION ALL
         SELECT 'role', NULL, g.name, NULL, {no_user}
           FROM {ug} ug JOIN {table(Group)} g ON g.id = ug.{ug_group}
@@ -85,8 +90,8 @@ def _token_query() -> tuple[str, tuple[str, ...]]:
 
 
 def user_for_token(secret: str):
-    """(user, token) for an unrevoked token of an active user, with the user's
-    permissions loaded; (None, None) otherwise."""
+    """(user, token) for an unrevoked, unexpired token of an active user, with the
+    user's permissions loaded; (None, None) otherwise."""
     sql, attnames = _token_query()
     with connection.cursor() as cursor:
         cursor.execute(sql, [hash_token(secret)] * 4)
@@ -144,10 +149,21 @@ class Remembered:
 
     @property
     def still_valid(self) -> Condition:
-        """SQL that holds while the token is unrevoked and no credential has changed
-        since it was authenticated (every change to the user, its groups and its
-        permissions moves the epoch on)."""
+        """SQL that holds while the token is unrevoked and unexpired and no credential
+        has changed since it was authenticated (every change to the user, its groups
+        and its permissions moves the epoch on)."""
         return Condition(_still_valid_sql(), (self.token.pk, self.epoch))
+
+
+def _usable(alias: str) -> str:
+    """SQL that holds for an unrevoked token that has not expired by the database's
+    clock (web hosts' clocks may disagree; the database's is the one every worker
+    shares). As Django's Now() reads it; `%` doubled for a statement with parameters."""
+    if connection.vendor == "sqlite":
+        now = "STRFTIME('%%Y-%%m-%%d %%H:%%M:%%f', 'NOW')"
+    else:
+        now = "STATEMENT_TIMESTAMP()"
+    return f"{alias}.revoked_at IS NULL AND {alias}.expires_at > {now}"
 
 
 def _epoch_sql() -> str:
@@ -160,7 +176,7 @@ def _epoch_sql() -> str:
 def _still_valid_sql() -> str:
     return (
         f"EXISTS (SELECT 1 FROM {table(ApiToken)} k"  # noqa: S608
-        f" WHERE k.id = %s AND k.revoked_at IS NULL) AND {_epoch_sql()} = %s"
+        f" WHERE k.id = %s AND {_usable('k')}) AND {_epoch_sql()} = %s"
     )
 
 
@@ -195,6 +211,39 @@ class RememberedTokens:
         self._by_hash.clear()
 
 
+class TokenUses:
+    """When this process last recorded each token's use.
+
+    Each process writes a token's `last_used_at` at most once per
+    API_TOKEN_LAST_USE_INTERVAL seconds, and only over a stored value older than that,
+    so most requests write nothing and all processes together write it about once per
+    interval. The write moves no credential epoch (governance.epoch)."""
+
+    def __init__(self, size: int = 4096):
+        self.size = size
+        self._written: dict[int, float] = {}
+
+    def record(self, token_id: int) -> None:
+        interval = settings.API_TOKEN_LAST_USE_INTERVAL
+        now = time.monotonic()
+        written = self._written.pop(token_id, None)
+        if written is not None and now - written < interval:
+            self._written[token_id] = written
+            return
+        while len(self._written) >= self.size:
+            # The oldest first; forgetting one early costs one write that finds
+            # nothing to change.
+            self._written.pop(next(iter(self._written)), None)
+        self._written[token_id] = now
+        stale = Q(last_used_at__isnull=True) | Q(
+            last_used_at__lt=Now() - timedelta(seconds=interval)
+        )
+        ApiToken.objects.filter(stale, pk=token_id).update(last_used_at=Now())
+
+    def clear(self) -> None:
+        self._written.clear()
+
+
 class ApiTokenAuthentication(authentication.BaseAuthentication):
     """`Authorization: Bearer TOKEN` or `Authorization: Token TOKEN`."""
 
@@ -206,7 +255,8 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
             return None
         user, token = user_for_token(secret)
         if user is None:
-            raise exceptions.AuthenticationFailed(_("Invalid or revoked token."))
+            raise exceptions.AuthenticationFailed(_("Invalid, expired or revoked token."))
+        token_uses.record(token.pk)
         return user, token
 
     def authenticate_header(self, request):
@@ -215,3 +265,4 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
 
 # Registrations by token (registry.api.views) act on these; see RememberedTokens.
 remembered_tokens = RememberedTokens()
+token_uses = TokenUses()

@@ -2,8 +2,14 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 from registry.models import ModelVersion, RegisteredModel, RiskTier, Stage
+
+
+def token_expiry():
+    """When a token made now expires, when its creator names no lifetime."""
+    return timezone.now() + timedelta(days=settings.API_TOKEN_LIFETIME_DAYS)
 
 
 class ApiToken(models.Model):
@@ -18,6 +24,10 @@ class ApiToken(models.Model):
         max_length=12, help_text="The token's first characters, to recognise it."
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(default=token_expiry)
+    # Written at most once per interval per process (governance.authentication), and
+    # ignored by the credential epoch's triggers, so using a token moves nothing.
+    last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

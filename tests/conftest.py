@@ -82,12 +82,15 @@ def _production_keys(settings):
 
 @pytest.fixture(autouse=True)
 def _no_remembered_tokens():
-    """Each test starts with workers that have authenticated no token yet."""
-    from governance.authentication import remembered_tokens
+    """Each test starts with workers that have authenticated no token yet, nor recorded
+    any token's use."""
+    from governance.authentication import remembered_tokens, token_uses
 
     remembered_tokens.clear()
+    token_uses.clear()
     yield
     remembered_tokens.clear()
+    token_uses.clear()
 
 
 @pytest.fixture(autouse=True)

@@ -17,6 +17,7 @@ from governance.authentication import (
     Remembered,
     remembered_tokens,
     token_secret,
+    token_uses,
 )
 from registry import selectors, services
 from registry.api.serializers import (
@@ -216,6 +217,9 @@ class VersionListCreateApi(PaginatedApi):
             if remembered is not None:
                 return self.DECIDE_AFRESH  # whatever a memory did not register
             return self.finalize_response(drf_request, self.handle_exception(exc))
+        if remembered is not None:
+            # Authentication records a use; a remembered token skipped it.
+            token_uses.record(remembered.token.pk)
         if (
             remembered is None
             and isinstance(drf_request.successful_authenticator, ApiTokenAuthentication)

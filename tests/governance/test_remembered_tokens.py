@@ -8,16 +8,19 @@ does between two requests of a running service.
 """
 
 import json
+from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import Group, Permission
 from django.contrib.contenttypes.models import ContentType
 from django.db import connection, transaction
+from django.db.models.functions import Now
 from django.test.utils import CaptureQueriesContext
 
 from audits.context import audit_context
 from audits.durability import FLUSH_SQL as FLUSH
 from audits.models import AuditEvent
+from governance import authentication
 from governance.authentication import Remembered, hash_token
 from governance.models import ApiToken, CredentialEpoch
 from governance.services import role_grant, token_create, token_revoke
@@ -58,10 +61,10 @@ def test_a_token_is_looked_up_once_then_the_registration_alone_checks_it(ci_api)
     second = _registered(ci_api, 2)
     third = _registered(ci_api, 3)
 
-    # The first request authenticates (the token query), registers and waits for the
-    # disk; the next two register, with a statement that also requires the token and
-    # the epoch, and wait for the disk.
-    assert len(first) == 3 and first[0].lstrip().startswith(TOKEN_QUERY)
+    # The first request authenticates (the token query), records the token's first
+    # use, registers and waits for the disk; the next two register, with a statement
+    # that also requires the token and the epoch, and wait for the disk.
+    assert len(first) == 4 and first[0].lstrip().startswith(TOKEN_QUERY)
     assert len(second) == 2 and len(third) == 2
     assert "revoked_at IS NULL" in second[0] and "governance_credentialepoch" in second[0]
     assert second[1] == third[1] == FLUSH
@@ -81,6 +84,57 @@ def test_a_revoked_token_is_refused_by_the_next_registration(ci_api, ci):
     assert response.status_code == 401
     assert response["Content-Type"] == "application/problem+json"
     assert (_versions(), AuditEvent.objects.count()) == (1, events)
+
+
+def _expire_keeping_the_epoch(ci):
+    """Expire the token by the database's clock and put the epoch back, so only the
+    expiry condition itself can refuse a remembered token."""
+    before = _epoch()
+    ApiToken.objects.filter(user=ci).update(expires_at=Now() - timedelta(seconds=1))
+    CredentialEpoch.objects.filter(id=1).update(value=before)
+
+
+def test_an_expired_token_is_refused_by_the_next_registration(ci_api, ci):
+    _registered(ci_api, 1)
+    _expire_keeping_the_epoch(ci)
+    events = AuditEvent.objects.count()
+
+    response = _register(ci_api, 2)
+
+    assert response.status_code == 401
+    assert response["Content-Type"] == "application/problem+json"
+    assert (_versions(), AuditEvent.objects.count()) == (1, events)
+
+
+def test_a_registration_by_an_expired_token_stores_nothing(fraud, ci):
+    with audit_context():
+        token, secret = token_create(actor=None, user=ci)
+    remembered = Remembered(hash_token(secret), ci, token, _epoch())
+    _expire_keeping_the_epoch(ci)
+
+    with audit_context(), pytest.raises(Unconfirmed):
+        services.model_version_register(
+            actor=ci, model="fraud", condition=remembered.still_valid, **version_payload(1)
+        )
+
+    assert _versions() == 0
+
+
+def test_a_remembered_token_records_its_use_once_per_interval(ci_api, ci, monkeypatch):
+    now = [1000.0]
+    monkeypatch.setattr(authentication.time, "monotonic", lambda: now[0])
+    _registered(ci_api, 1)
+    ApiToken.objects.filter(user=ci).update(last_used_at=Now() - timedelta(minutes=5))
+    stale = ApiToken.objects.get(user=ci).last_used_at
+
+    within = _registered(ci_api, 2)
+    now[0] += 60
+    after = _registered(ci_api, 3)
+
+    # The remembered registration and its flush; after the interval, the use too.
+    assert len(within) == 2
+    assert len(after) == 3 and after[2].startswith('UPDATE "governance_apitoken"')
+    assert ApiToken.objects.get(user=ci).last_used_at > stale
 
 
 def test_a_deactivated_user_is_refused_by_the_next_registration(ci_api, ci):
@@ -190,6 +244,15 @@ def _credential_changes():
     def token(ci):
         ApiToken.objects.create(user=ci, key_hash="0" * 64, prefix="mg_0")
 
+    def token_revoked(ci):
+        ApiToken.objects.filter(user=ci).update(revoked_at=Now())
+
+    def token_expiry(ci):
+        ApiToken.objects.filter(user=ci).update(expires_at=Now())
+
+    def token_deleted(ci):
+        ApiToken.objects.filter(user=ci).delete()
+
     def user(ci):
         ci.first_name = "Cee"
         ci.save(update_fields=["first_name"])
@@ -218,6 +281,9 @@ def _credential_changes():
 
     return [
         token,
+        token_revoked,
+        token_expiry,
+        token_deleted,
         user,
         membership,
         group,
@@ -230,12 +296,25 @@ def _credential_changes():
 
 @pytest.mark.parametrize("change", _credential_changes(), ids=lambda change: change.__name__)
 def test_every_credential_change_moves_the_epoch_at_commit(ci, change):
+    with audit_context():
+        token_create(actor=None, user=ci)
     before = _epoch()
     with transaction.atomic():
         change(ci)
         # Deferred: the row is locked and moved when the transaction commits.
         assert _epoch() == before
     assert _epoch() > before
+
+
+def test_a_tokens_last_use_leaves_the_epoch_alone(ci):
+    with audit_context():
+        token_create(actor=None, user=ci)
+    before = _epoch()
+
+    ApiToken.objects.filter(user=ci).update(last_used_at=Now())
+    ApiToken.objects.filter(user=ci).update(last_used_at=None)
+
+    assert _epoch() == before
 
 
 def test_registrations_and_models_leave_the_epoch_alone(ci_api, ci):

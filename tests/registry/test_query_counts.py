@@ -40,13 +40,15 @@ def test_a_page_of_1_and_of_100_cost_the_same_queries(api, path, expected):
     one = _count(api, f"{path}?page_size=1")
     hundred = _count(api, f"{path}?page_size=100")
     assert len(api.get(f"{path}?page_size=100").json()["results"]) == 100
-    assert (one, hundred) == (expected, expected)
+    # The first call also records the token's first use.
+    assert (one, hundred) == (expected + 1, expected)
 
 
 def test_a_model_with_many_versions_costs_the_same_as_one(api, make_user, api_for):
     make_version(make_user("ci2", "ci"), make_model(make_user("oscar", "owner"), "lonely"))
-    # token with its user, roles and permissions; model; latest per stage (2)
-    assert _count(api, "/api/v1/models/lonely/") == 4
+    # token with its user, roles and permissions; model; latest per stage (2); the
+    # first call also records the token's first use
+    assert _count(api, "/api/v1/models/lonely/") == 4 + 1
     assert _count(api, "/api/v1/models/fraud/") == 4
 
 
@@ -61,14 +63,16 @@ def test_a_registration_costs_the_same_statements_however_many_versions_exist(
     assert created.json()["version"] == 101
     statements = [q["sql"][:60] for q in queries.captured_queries]
     if connection.vendor == "postgresql":
-        # token with its user, roles and permissions; savepoint (the test runs in a
-        # transaction; a request outside one sends neither); one statement that
-        # claims the number, inserts the version and appends its event; release
-        assert len(queries) == 4, statements
+        # token with its user, roles and permissions; its first use recorded;
+        # savepoint (the test runs in a transaction; a request outside one sends
+        # neither); one statement that claims the number, inserts the version and
+        # appends its event; release
+        assert len(queries) == 5, statements
     else:
-        # token; savepoint; the model's row locked and its counter advanced; the
-        # version; the chain head locked; the event; the head moved; release
-        assert len(queries) == 8, statements
+        # token; its first use recorded; savepoint; the model's row locked and its
+        # counter advanced; the version; the chain head locked; the event; the head
+        # moved; release
+        assert len(queries) == 9, statements
 
     with CaptureQueriesContext(connection) as queries:
         second = ci.post(url, version_payload("second"), format="json")
