@@ -1,4 +1,5 @@
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseNotAllowed, HttpResponseRedirect
@@ -11,43 +12,145 @@ from governance import admin_auth, review
 from governance.api.serializers import TEXT_MAX
 from governance.badges import check_badge, status_badge
 from governance.models import OPEN_STATUSES, ApiToken, Policy, PromotionRequest, Status
-from governance.selectors import awaiting_decision_by
+from governance.roles import is_admin
+from governance.selectors import awaiting_decision_by, token_owner_choices
 from governance.services import (
     promotion_request_approve,
     promotion_request_reject,
     token_create,
     token_revoke,
 )
+from governance.services.access import token_create_check, token_lifetime
 from governance.services.policies import EDITABLE, policy_create, policy_update, validate_policy
 from governance.services.promotions import valid_approvals
 from registry.admin import RegisteredModelAdmin
 from registry.errors import ServiceError
 
 
+class ApiTokenAddForm(forms.ModelForm):
+    """The admin's add form: the user is oneself, or for an admin a ci account."""
+
+    actor = None  # the user adding, set by ApiTokenAdmin.get_form
+    expires_in_days = forms.IntegerField(
+        required=False,
+        min_value=1,
+        label="Expires in (days)",
+        help_text=f"{settings.API_TOKEN_LIFETIME_DAYS} when left empty; "
+        f"at most {settings.API_TOKEN_MAX_LIFETIME_DAYS}.",
+    )
+
+    class Meta:
+        model = ApiToken
+        fields = ["user", "name"]
+
+    def clean(self):
+        cleaned = super().clean()
+        user = cleaned.get("user") if "user" in self.fields else self.actor
+        if user is not None:
+            try:
+                token_create_check(actor=self.actor, user=user)
+            except ServiceError as exc:
+                self.add_error("user" if "user" in self.fields else None, exc.detail)
+        try:
+            token_lifetime(cleaned.get("expires_in_days"))
+        except ServiceError as exc:
+            self.add_error("expires_in_days", exc.detail)
+        return cleaned
+
+
 @admin.register(ApiToken)
 class ApiTokenAdmin(admin.ModelAdmin):
-    list_display = ["prefix", "user", "name", "created_at", "revoked_at"]
-    list_filter = ["revoked_at"]
+    """Every staff member manages their own tokens here; admins see all of them, and
+    add tokens for themselves or for ci accounts. token_create decides who may have a
+    token made by whom; the form only offers what it allows."""
+
+    form = ApiTokenAddForm
+    list_display = [
+        "prefix",
+        "user",
+        "name",
+        "created_at",
+        "expires_at",
+        "last_used_at",
+        "revoked_at",
+    ]
+    list_filter = ["revoked_at", "expires_at"]
     search_fields = ["user__username", "name", "prefix"]
     list_select_related = ["user"]
-    fields = ["user", "name"]
     actions = ["revoke"]
+    shown = ["user", "name", "prefix", "created_at", "expires_at", "last_used_at", "revoked_at"]
 
-    def get_readonly_fields(self, request, obj=None):
-        return ["user", "name", "prefix", "created_at", "revoked_at"] if obj else []
+    @staticmethod
+    def _is_admin(request) -> bool:
+        # Asked several times per page; the answer is kept for the request.
+        if not hasattr(request, "_tokens_admin"):
+            request._tokens_admin = is_admin(request.user)
+        return request._tokens_admin
 
-    def get_fields(self, request, obj=None):
-        return ["user", "name", "prefix", "created_at", "revoked_at"] if obj else self.fields
+    def _may_manage(self, request, obj=None) -> bool:
+        user = request.user
+        if not (user.is_active and user.is_staff):
+            return False
+        return obj is None or obj.user_id == user.pk or self._is_admin(request)
+
+    def has_module_permission(self, request):
+        return self._may_manage(request)
+
+    def has_view_permission(self, request, obj=None):
+        return self._may_manage(request, obj)
+
+    def has_add_permission(self, request):
+        return self._may_manage(request)
+
+    def has_change_permission(self, request, obj=None):
+        # Nothing is edited; the revoke action needs it.
+        return self._may_manage(request, obj)
 
     def has_delete_permission(self, request, obj=None):
         return False
 
+    def get_queryset(self, request):
+        tokens = super().get_queryset(request)
+        return tokens if self._is_admin(request) else tokens.filter(user=request.user)
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.shown if obj else []
+
+    def get_fields(self, request, obj=None):
+        if obj:
+            return self.shown
+        if self._is_admin(request):
+            return ["user", "name", "expires_in_days"]
+        return ["name", "expires_in_days"]
+
+    def get_form(self, request, obj=None, **kwargs):
+        form = super().get_form(request, obj, **kwargs)
+        return type(form.__name__, (form,), {"actor": request.user})
+
+    def get_changeform_initial_data(self, request):
+        return {"user": request.user.pk}
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "user":
+            kwargs["queryset"] = token_owner_choices(user=request.user)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
     def save_model(self, request, obj, form, change):
         if change:
             return
-        token, secret = token_create(actor=request.user, user=obj.user, name=obj.name)
-        obj.pk = token.pk
-        messages.warning(request, f"The new token, shown only now: {secret}")
+        try:
+            token, secret = token_create(
+                actor=request.user,
+                user=form.cleaned_data.get("user") or request.user,
+                name=form.cleaned_data["name"],
+                expires_in_days=form.cleaned_data.get("expires_in_days"),
+            )
+        except ServiceError as exc:
+            raise PermissionDenied(exc.detail) from exc
+        # What the admin's change log and redirect read from the object.
+        obj.pk, obj.user, obj.prefix = token.pk, token.user, token.prefix
+        expires = f"{token.expires_at:%Y-%m-%d %H:%M} UTC"
+        messages.warning(request, f"The new token, shown only now: {secret} (expires {expires})")
 
     @admin.action(description="Revoke the selected tokens", permissions=["change"])
     def revoke(self, request, queryset):

@@ -19,6 +19,12 @@ class ConflictOfInterest(Forbidden):
     code = "conflict-of-interest"
 
 
+class TokenForbidden(Forbidden):
+    """A token for another account: only admins make them, and only for ci accounts."""
+
+    code = "token-forbidden"
+
+
 class AlreadyDecided(Conflict):
     code = "already-decided"
 
@@ -42,5 +48,6 @@ __all__ = [
     "NotAnApprover",
     "NotFound",
     "SelfApprovalForbidden",
+    "TokenForbidden",
     "TransitionNotAllowed",
 ]

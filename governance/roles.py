@@ -53,3 +53,16 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "governance.change_apitoken",
     ],
 }
+
+
+def is_admin(user) -> bool:
+    """The admin role or a superuser."""
+    return user.is_superuser or user.groups.filter(name=ADMIN).exists()
+
+
+def is_service_account(user) -> bool:
+    """An account in service roles only, neither staff nor superuser: no person's."""
+    if user.is_staff or user.is_superuser:
+        return False
+    roles = set(user.groups.values_list("name", flat=True))
+    return bool(roles) and roles <= set(SERVICE_ROLES)

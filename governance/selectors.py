@@ -1,12 +1,13 @@
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser, Group
 from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
 from django.utils import timezone
 from guardian.models import GroupObjectPermission, UserObjectPermission
 from guardian.shortcuts import get_objects_for_user
 
 from governance.errors import Forbidden, NotFound
-from governance.models import Approval, Decision, Policy, PromotionRequest, Status
-from governance.roles import SERVICE_ROLES
+from governance.models import ApiToken, Approval, Decision, Policy, PromotionRequest, Status
+from governance.roles import SERVICE_ROLES, is_admin
 from registry.permissions import CHANGE_MODEL
 
 VIEW_PROMOTIONS = "governance.view_promotionrequest"
@@ -94,3 +95,38 @@ def policy_list(*, user: AbstractBaseUser) -> QuerySet[Policy]:
     if not user.has_perm("governance.view_policy"):
         raise Forbidden("Your role does not read policies.")
     return Policy.objects.order_by("target_stage", "risk_tier")
+
+
+def api_token_list(*, user: AbstractBaseUser, username: str | None = None) -> QuerySet[ApiToken]:
+    """The user's own tokens; an admin may name another account's."""
+    tokens = ApiToken.objects.select_related("user").order_by("-created_at", "-id")
+    if username is None or username == user.get_username():
+        return tokens.filter(user=user)
+    if not is_admin(user):
+        raise Forbidden("Only admins list another account's API tokens.")
+    return tokens.filter(user__username=username)
+
+
+def api_token_get(*, user: AbstractBaseUser, token_id: int) -> ApiToken:
+    """One of the user's own tokens, or any for an admin; another's is not found."""
+    tokens = ApiToken.objects.select_related("user").filter(pk=token_id)
+    if not is_admin(user):
+        tokens = tokens.filter(user=user)
+    found = tokens.first()
+    if found is None:
+        raise NotFound(f"No API token #{token_id}.")
+    return found
+
+
+def token_owner_choices(*, user: AbstractBaseUser) -> QuerySet:
+    """Whose tokens the user may create: their own, and an admin's service accounts'
+    (governance.roles.is_service_account, as one query)."""
+    users = get_user_model().objects.order_by("username")
+    if not is_admin(user):
+        return users.filter(pk=user.pk)
+    service = (
+        users.filter(groups__name__in=SERVICE_ROLES, is_staff=False, is_superuser=False)
+        .exclude(groups__in=Group.objects.exclude(name__in=SERVICE_ROLES))
+        .values("pk")
+    )
+    return users.filter(Q(pk=user.pk) | Q(pk__in=service))

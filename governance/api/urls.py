@@ -2,6 +2,7 @@ from django.urls import path
 
 from governance.api import views
 from governance.api.access_review import AccessReviewApi
+from governance.api.tokens import TokenDetailApi, TokenListCreateApi, TokenRevokeApi
 
 urlpatterns = [
     path("promotions/", views.PromotionListCreateApi.as_view(), name="promotion-list"),
@@ -30,4 +31,7 @@ urlpatterns = [
     ),
     path("policies/", views.PolicyListApi.as_view(), name="policy-list"),
     path("access-review/", AccessReviewApi.as_view(), name="access-review"),
+    path("tokens/", TokenListCreateApi.as_view(), name="token-list"),
+    path("tokens/<int:token_id>/", TokenDetailApi.as_view(), name="token-detail"),
+    path("tokens/<int:token_id>/revoke/", TokenRevokeApi.as_view(), name="token-revoke"),
 ]
