@@ -62,33 +62,52 @@ def jsonl_chunks(queryset: QuerySet) -> Iterator[Chunk]:
 
 
 _CSV_SPECIAL = re.compile(r'[",\r\n]')
+# A spreadsheet takes a cell that begins with one of these for a formula (OWASP's CSV
+# injection list), and a username or a client's request id may begin with any of them.
+FORMULA_STARTS = frozenset("=+-@\t\r")
+# A formula start at the beginning of one of a row's cells, once they are joined each
+# after a NUL. Kept apart from _CSV_SPECIAL: two searches cost less than half of one
+# that alternates between the two patterns.
+_CSV_FORMULA = re.compile(r"\x00[-=+@\t\r]")
+
+
+def csv_safe(value: str) -> str:
+    """The value with a leading apostrophe when a spreadsheet would read it as a formula:
+    the apostrophe shows the text as text instead of running it."""
+    return "'" + value if value[:1] in FORMULA_STARTS else value
 
 
 def csv_cell(value: str | None) -> str:
-    """A field as RFC 4180 (and Python's csv module, minimal quoting) writes it: quoted,
-    quotes doubled, when it holds a comma, a quote or a line break; null is empty."""
+    """A field as RFC 4180 (and Python's csv module, minimal quoting) writes it, after
+    csv_safe(): quoted, quotes doubled, when it holds a comma, a quote or a line break;
+    null is empty."""
     if value is None:
         return ""
+    if value[:1] in FORMULA_STARTS:
+        value = "'" + value
     if _CSV_SPECIAL.search(value):
         return '"' + value.replace('"', '""') + '"'
     return value
 
 
 def csv_text(rows: list[tuple]) -> str:
-    """Rows of events as CSV lines (CRLF), as the csv module would write them. Written by
-    hand: the csv module spends more on a row than fetching it does. Most rows need no
-    quoting but in data, so one search over a row's other fields picks the short way."""
-    c, special = csv_cell, _CSV_SPECIAL.search
+    """Rows of events as CSV lines (CRLF), as the csv module would write them with every
+    cell passed through csv_safe(). Written by hand: the csv module spends more on a row
+    than fetching it does. Most rows need neither quoting nor an apostrophe but in data,
+    so two searches over a row's other fields pick the short way."""
+    c, special, formula = csv_cell, _CSV_SPECIAL.search, _CSV_FORMULA.search
     lines = []
     for r in rows:
         model, request_id, ip = r[8] or "", r[10] or "", r[11] or ""
         plain = (r[1], r[2], r[3], r[4], r[5], r[6], r[7], model, request_id, ip, r[12], r[13])
         try:
-            needs_quoting = special("\x00".join(plain)) is not None
+            joined = "\x00".join(plain)
         except TypeError:  # a null where the schema allows none: the careful way
-            needs_quoting = True
-        if needs_quoting:
-            cells = ",".join(c(v) for v in (*r[1:9], r[9], *r[10:]))
+            needs_care = True
+        else:
+            needs_care = special(joined) is not None or formula("\x00" + joined) is not None
+        if needs_care:
+            cells = ",".join(c(v) for v in r[1:])
             lines.append(f"{r[0]},{cells}\r\n")
         else:
             lines.append(

@@ -9,7 +9,7 @@ from django.contrib.auth import get_user_model
 from guardian.models import GroupObjectPermission, UserObjectPermission
 
 from audits.chain import format_time
-from audits.exports import Chunk
+from audits.exports import Chunk, csv_safe
 from governance.roles import ROLES
 from registry.models import RegisteredModel
 
@@ -121,9 +121,11 @@ def access_review_rows() -> list[tuple[str, ...]]:
 
 
 def access_review_chunks() -> Iterator[Chunk]:
+    """The review as CSV; a username or group name that a spreadsheet would run as a
+    formula is written with a leading apostrophe, as in the audit's CSV exports."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(HEADER)
     rows = access_review_rows()
-    writer.writerows(rows)
+    writer.writerows([csv_safe(cell) for cell in row] for row in rows)
     yield buffer.getvalue().encode("utf-8"), len(rows), None, None

@@ -1,6 +1,8 @@
 """The access review: who holds which role and object permission, as CSV, audited."""
 
+import csv
 import hashlib
+import io
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -9,6 +11,7 @@ from django.test import Client
 
 from audits.chain import format_time
 from audits.models import AuditEvent
+from governance.access_review import HEADER, access_review_rows
 from governance.services import user_upsert
 from registry.services import model_permission_grant
 from tests.factories import make_model
@@ -85,3 +88,36 @@ def test_it_lists_every_role_and_object_permission_as_csv(staff):
 def test_only_compliance_and_admin_review_access(staff, who, status):
     users, api_for = staff
     assert api_for(users[who]).get("/api/v1/access-review/").status_code == status
+
+
+def test_names_that_begin_like_a_formula_get_an_apostrophe(make_user, api_for):
+    # Django's username validator allows + - @; the ORM takes anything, as a directory
+    # sync or a custom user form might.
+    make_user("+alice", "owner")
+    make_user("-bob", "reviewer")
+    reader = make_user("@carol", "compliance")
+    evil = get_user_model().objects.create_user('=HYPERLINK("http://evil/", "x")')
+    evil.groups.add(Group.objects.create(name="\tteam"), Group.objects.create(name="\r=1+1"))
+
+    response = api_for(reader).get("/api/v1/access-review/")
+    assert response.status_code == 200
+    body = b"".join(response.streaming_content).decode("utf-8")
+    rows = list(csv.reader(io.StringIO(body, newline="")))
+
+    def neutralised(value):
+        return "'" + value if value.startswith(("=", "+", "-", "@", "\t", "\r")) else value
+
+    expected = [
+        list(HEADER),
+        *([neutralised(cell) for cell in row] for row in access_review_rows()),
+    ]
+    assert rows == expected
+    # Sorted: the database's collation may order names as if without punctuation.
+    assert sorted(row[1] for row in rows[1:]) == [
+        "'+alice",
+        "'-bob",
+        '\'=HYPERLINK("http://evil/", "x")',
+        '\'=HYPERLINK("http://evil/", "x")',
+        "'@carol",
+    ]
+    assert [row[7] for row in rows[1:] if row[6] == "group"] == ["'\tteam", "'\r=1+1"]
