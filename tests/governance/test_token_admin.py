@@ -134,6 +134,7 @@ def test_a_person_sees_and_revokes_only_their_own_tokens(make_user):
     )
 
     assert [t.pk for t in listed.context["cl"].result_list] == [mine.pk]
+    assert client.get(f"{LIST}{mine.pk}/change/").status_code == 200
     assert client.get(f"{LIST}{theirs.pk}/change/").status_code == 302  # "does not exist"
     mine.refresh_from_db()
     theirs.refresh_from_db()
