@@ -8,6 +8,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.timesince import timesince
 
+from config.json_input import JSONFormField
 from governance import admin_auth, review
 from governance.api.serializers import TEXT_MAX
 from governance.badges import check_badge, status_badge
@@ -163,6 +164,7 @@ class PolicyForm(forms.ModelForm):
     class Meta:
         model = Policy
         fields = list(EDITABLE)
+        field_classes = {"checks": JSONFormField}
 
     def clean(self):
         cleaned = super().clean()

@@ -11,6 +11,7 @@ from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 
 from audits.models import AuditEvent
+from config.json_input import JSONFormField
 from registry import services
 from registry.cards import card_sections, validate_card
 from registry.errors import Forbidden, ServiceError
@@ -91,12 +92,14 @@ class RegisteredModelForm(CardFormMixin, forms.ModelForm):
     class Meta:
         model = RegisteredModel
         fields = ["name", "description", "risk_tier", "card", "tags"]
+        field_classes = {"card": JSONFormField, "tags": JSONFormField}
 
 
 class ModelVersionForm(CardFormMixin, forms.ModelForm):
     class Meta:
         model = ModelVersion
         fields = ["description", "card", "tags"]
+        field_classes = {"card": JSONFormField, "tags": JSONFormField}
 
 
 def _call(request, service, **kwargs):

@@ -4,6 +4,7 @@ import re
 
 from rest_framework import serializers
 
+from config.json_input import JSONField
 from registry.cards import CARD_SECTIONS, validate_card
 from registry.models import (
     NAME_PATTERN,
@@ -43,7 +44,7 @@ class RegexField(StringOnly, serializers.RegexField):
     pass
 
 
-class CardField(serializers.JSONField):
+class CardField(JSONField):
     """A model card; see registry/cards.py for its sections."""
 
     default_error_messages = {"invalid": "Expected an object of card sections."}
@@ -64,7 +65,7 @@ class CardField(serializers.JSONField):
         return clean
 
 
-class TagsField(serializers.JSONField):
+class TagsField(JSONField):
     def __init__(self, **kwargs):
         kwargs.setdefault("help_text", 'An object of string tags, e.g. {"team": "risk"}.')
         kwargs.setdefault("required", False)
@@ -89,7 +90,7 @@ class TagsField(serializers.JSONField):
         return data
 
 
-class MetricsField(serializers.JSONField):
+class MetricsField(JSONField):
     def __init__(self, **kwargs):
         kwargs.setdefault("help_text", "An object of metric name -> number.")
         kwargs.setdefault("required", False)
@@ -114,7 +115,7 @@ class MetricsField(serializers.JSONField):
         return data
 
 
-class ParamsField(serializers.JSONField):
+class ParamsField(JSONField):
     def __init__(self, **kwargs):
         kwargs.setdefault("help_text", "An object of training parameters (any JSON values).")
         kwargs.setdefault("required", False)
