@@ -173,7 +173,9 @@ def iter_jsonl(lines: Iterable[str | bytes]):
             continue
         try:
             value = json.loads(text)
-        except ValueError:
+        # A line nested past Python's recursion limit is as unreadable as a broken one;
+        # the decoder unwinds cleanly from it.
+        except (ValueError, RecursionError):
             yield {"_unparsable": True}
             continue
         yield value if isinstance(value, dict) else {"_unparsable": True}

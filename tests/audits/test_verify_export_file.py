@@ -56,8 +56,9 @@ def _forged(lines):
         (_forged, 3),  # an inserted line
         (lambda lines: [*lines[:2], lines[1], *lines[2:]], 3),  # a line repeated
         (lambda lines: [*lines[:3], '{"seq": 4', *lines[3:]], 4),  # a broken line
+        (lambda lines: [*lines[:3], "[" * 10_000 + "]" * 10_000, *lines[3:]], 4),
     ],
-    ids=["edit", "delete", "reorder", "insert", "repeat", "garbage"],
+    ids=["edit", "delete", "reorder", "insert", "repeat", "garbage", "nested-too-deep"],
 )
 def test_a_tampered_export_names_the_first_bad_seq(exported, tamper, bad_seq):
     lines, path = exported
