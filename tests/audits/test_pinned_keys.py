@@ -8,6 +8,7 @@ import json
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.core.management import CommandError, call_command
+from django.db import connection
 from django.utils.dateparse import parse_datetime
 
 from audits import signing
@@ -19,13 +20,6 @@ from tests.audits.conftest import download
 from tests.audits.conftest import verify_audit as verify
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _fresh_keys():
-    signing._key_from.cache_clear()
-    yield
-    signing._key_from.cache_clear()
 
 
 def seed() -> str:
@@ -50,14 +44,21 @@ def forged_checkpoint(private: Ed25519PrivateKey, seq: int, hash: str) -> dict:
 def insert(document: dict) -> AuditCheckpoint:
     """What someone with write access to the database can do: the append-only triggers
     refuse UPDATE and DELETE, not INSERT."""
-    return AuditCheckpoint.objects.create(
-        seq=document["seq"],
-        hash=document["hash"],
-        created_at=parse_datetime(document["created_at"]),
-        key_id=document["key_id"],
-        public_key=document["public_key"],
-        signature=document["signature"],
-    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO audits_auditcheckpoint "
+            "(seq, hash, created_at, key_id, public_key, signature) "
+            "VALUES (%s, %s, %s, %s, %s, %s)",
+            [
+                document["seq"],
+                document["hash"],
+                parse_datetime(document["created_at"]),
+                document["key_id"],
+                document["public_key"],
+                document["signature"],
+            ],
+        )
+    return AuditCheckpoint.objects.get(signature=document["signature"])
 
 
 def take_checkpoint() -> AuditCheckpoint:
