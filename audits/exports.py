@@ -167,8 +167,8 @@ class ExportStream:
                 yield data
             complete = True
         finally:
-            # Close the source first: its read transaction must end before the
-            # export is recorded in a transaction of its own.
+            # Close the source first: the thread reading its rows must be done with
+            # the connection before the export is recorded on it.
             getattr(chunks, "close", lambda: None)()
             try:
                 self._record(rows, first_seq, last_seq, digest.hexdigest(), complete)

@@ -6,8 +6,8 @@ from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 
 from django.core.exceptions import EmptyResultSet
-from django.db import NotSupportedError, connections, transaction
-from django.db.models import Func, QuerySet, TextField
+from django.db import NotSupportedError, connections
+from django.db.models import Func, Max, Min, QuerySet, TextField
 from django.db.models.functions import Cast
 
 from audits.chain import BODY_FIELDS, VerifyResult, verify_rows
@@ -64,66 +64,95 @@ def event_queryset(
 
 
 def event_rows(
-    queryset: QuerySet[AuditEvent], *, batch_size: int = 2000, server_side: bool = True
+    queryset: QuerySet[AuditEvent], *, batch_size: int = 2000, batched: bool = True
 ) -> Iterator[list[tuple]]:
-    """Batches of rows in COLUMNS order, in the queryset's order (seq when it has none):
-    occurred_at already in the export's
+    """Batches of rows in COLUMNS order, in seq order: occurred_at already in the export's
     text form and data as the database's own JSON text (parsing and re-serialising every
     payload would triple an export's cost; the text is valid JSON as it stands).
 
-    Rows come from a server-side cursor, so memory stays flat whatever the count; on
-    PostgreSQL the cursor lives in a transaction, since outside one Django declares it
-    WITH HOLD and the server materialises the whole result before the first row. SQLite
-    reads lazily without one, and a transaction there would hold the write lock. A
-    short read (a page) passes server_side=False and needs neither."""
-    if not queryset.ordered:
+    Each batch is a short query of its own (keyset: seq above the last one read, LIMIT
+    batch_size), so memory stays flat whatever the count, and between batches nothing
+    is held open: no cursor, no transaction, no snapshot keeping PostgreSQL's vacuum
+    waiting (nor, on SQLite, a read lock) for as long as a slow client takes to
+    download. The batches still make one consistent picture: they end at the last seq
+    matching when the read began (an export's queryset also stops at the chain head),
+    and events up to a seq are never changed, removed or joined by others later.
+
+    A short read (a page: sliced, in the queryset's own order) passes batched=False
+    and is read in one query."""
+    if batched or not queryset.ordered:
         queryset = queryset.order_by("seq")
     rows = queryset.annotate(
         _at=ExportTime("occurred_at"), _data=Cast("data", TextField())
     ).values_list(*[_select(name) for name in COLUMNS])
     connection = connections[queryset.db]
-    try:
-        sql, params = rows.query.get_compiler(connection=connection).as_sql()
-    except EmptyResultSet:  # e.g. model__in=[]: an owner of no model
-        return
-    if not server_side:
+    if not batched:
+        try:
+            sql, params = rows.query.get_compiler(connection=connection).as_sql()
+        except EmptyResultSet:  # e.g. model__in=[]: an owner of no model
+            return
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             yield cursor.fetchall()
         return
-    if connection.vendor != "postgresql":
-        with connection.chunked_cursor() as cursor:
-            cursor.execute(sql, params)
-            while batch := cursor.fetchmany(batch_size):
-                yield batch
+    bounds = queryset.aggregate(first=Min("seq"), last=Max("seq"))
+    if bounds["first"] is None:
         return
-    with transaction.atomic(using=queryset.db), connection.chunked_cursor() as cursor:
+    with connection.cursor() as cursor:
+        windows = _windows(rows, cursor, bounds["first"] - 1, bounds["last"], batch_size)
+        # The helper thread runs the queries on this thread's connection, which Django
+        # allows only when told (its debug cursor opens cursors of its own).
+        connection.inc_thread_sharing()
+        try:
+            yield from _prefetched(windows)
+        finally:
+            connection.dec_thread_sharing()
+
+
+def _windows(rows, cursor, last: int, end: int, batch_size: int) -> Iterator[list[tuple]]:
+    """The batches of `rows` with seq in (last, end], each read over a window of seqs:
+    as wide as a batch where events match densely, doubling across stretches where few
+    do. The window bounds what any plan may scan: on a table with no statistics yet
+    (just after a bulk import) PostgreSQL guesses that a seq range holds few rows, and
+    would bitmap-scan and sort the whole rest of the log for every batch."""
+    span = batch_size
+    while last < end:
+        upper = min(last + span, end)
+        window = rows.filter(seq__gt=last, seq__lte=upper)[:batch_size]
+        sql, params = window.query.get_compiler(connection=cursor.db).as_sql()
         cursor.execute(sql, params)
-        yield from _prefetched(cursor, batch_size)
+        batch = cursor.fetchall()
+        if len(batch) == batch_size:
+            last, span = batch[-1][0], max(batch_size, span // 2)
+        else:
+            last, span = upper, span * 2
+        if batch:
+            yield batch
 
 
-def _prefetched(cursor, batch_size: int) -> Iterator[list[tuple]]:
-    """The cursor's batches, each next one fetched by a helper thread while the caller
-    works on the current one: the database prepares rows while Python formats them,
-    instead of the two taking turns (a third off a million-row export). Only the helper
-    touches the cursor until it has stopped."""
-    batches: queue.Queue = queue.Queue(maxsize=2)
+def _prefetched(batches: Iterator[list[tuple]]) -> Iterator[list[tuple]]:
+    """The batches, each next one read by a helper thread while the caller works on the
+    current one: the database prepares rows while Python formats them, instead of the
+    two taking turns. Only the helper touches the connection until it has stopped."""
+    ready: queue.Queue = queue.Queue(maxsize=2)
     stop = threading.Event()
 
     def fetch() -> None:
         try:
-            while not stop.is_set():
-                batch = cursor.fetchmany(batch_size)
-                batches.put(batch)
-                if not batch:
-                    return
+            for batch in batches:
+                ready.put(batch)
+                if stop.is_set():
+                    break
+            ready.put([])
         except BaseException as exc:  # noqa: BLE001 - handed to the reading thread, raised there
-            batches.put(exc)
+            ready.put(exc)
+        finally:
+            batches.close()
 
     helper = threading.Thread(target=fetch, name="audit-rows", daemon=True)
     helper.start()
     try:
-        while (batch := batches.get()) != []:
+        while (batch := ready.get()) != []:
             if isinstance(batch, BaseException):
                 raise batch
             yield batch
@@ -132,7 +161,7 @@ def _prefetched(cursor, batch_size: int) -> Iterator[list[tuple]]:
         stop.set()
         while helper.is_alive():
             with contextlib.suppress(queue.Empty):
-                batches.get(timeout=0.05)
+                ready.get(timeout=0.05)
         helper.join()
 
 
@@ -144,12 +173,12 @@ def event_dicts(
     queryset: QuerySet[AuditEvent] | None = None,
     *,
     chunk_size: int = 2000,
-    server_side: bool = True,
+    batched: bool = True,
 ) -> Iterator[dict]:
     """Events as the export's dicts (body, prev_hash, hash), oldest first, streamed."""
     queryset = AuditEvent.objects.all() if queryset is None else queryset
     loads = json.loads
-    for batch in event_rows(queryset, batch_size=chunk_size, server_side=server_side):
+    for batch in event_rows(queryset, batch_size=chunk_size, batched=batched):
         for row in batch:
             event = dict(zip(COLUMNS, row, strict=True))
             event["data"] = loads(row[DATA])
@@ -202,14 +231,14 @@ def event_page(
     count = queryset.count()
     if before is not None:
         earlier = queryset.filter(seq__lt=before).order_by("-seq")[: size + 1]
-        window = list(event_dicts(earlier, server_side=False))
+        window = list(event_dicts(earlier, batched=False))
         window.sort(key=lambda event: event["seq"])
         has_previous = len(window) > size
         events = window[-size:] if has_previous else window
         has_next = queryset.filter(seq__gte=before).exists()
         return EventPage(events, count, has_next, has_previous)
     start = after or 0
-    window = list(event_dicts(queryset.filter(seq__gt=start)[: size + 1], server_side=False))
+    window = list(event_dicts(queryset.filter(seq__gt=start)[: size + 1], batched=False))
     has_next = len(window) > size
     has_previous = bool(start) and queryset.filter(seq__lte=start).exists()
     return EventPage(window[:size], count, has_next, has_previous)
