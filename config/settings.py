@@ -192,7 +192,27 @@ REST_FRAMEWORK = {
     # `format` is a query parameter of the audit export; DRF must not read it.
     "URL_FORMAT_OVERRIDE": None,
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    # Per user, on the calls that cost the most: a verification recomputes the whole
+    # chain, an export (the access review too) streams it, a checkpoint signs and
+    # appends. Views name their scope; the counts live in the cache (CACHES below).
+    "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.ScopedRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {
+        "audit_verify": os.environ.get("AUDIT_VERIFY_RATE", "6/min"),
+        "audit_export": os.environ.get("AUDIT_EXPORT_RATE", "60/hour"),
+        "audit_checkpoint": os.environ.get("AUDIT_CHECKPOINT_RATE", "30/hour"),
+    },
 }
+# With Redis, every web process counts a user's requests together; without it, each
+# process keeps its own count (Django's local memory cache), so a limit is per process.
+if os.environ.get("REDIS_URL"):
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": os.environ["REDIS_URL"],
+            # A Redis that stops answering fails the throttled calls quickly, not hangs them.
+            "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+        }
+    }
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "modelgov API",

@@ -1,5 +1,6 @@
 import importlib.util
 import os
+import uuid
 
 import pytest
 from django.conf import settings
@@ -91,6 +92,16 @@ def _no_remembered_tokens():
     yield
     remembered_tokens.clear()
     token_uses.clear()
+
+
+@pytest.fixture(autouse=True)
+def _no_counted_requests(settings):
+    """Each test starts with the throttles having counted nothing: a cache namespace of
+    its own (clearing a Redis cache would empty the database the broker shares)."""
+    settings.CACHES = {
+        name: {**conf, "KEY_PREFIX": f"test-{uuid.uuid4().hex}"}
+        for name, conf in settings.CACHES.items()
+    }
 
 
 @pytest.fixture(autouse=True)

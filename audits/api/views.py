@@ -41,6 +41,10 @@ from registry.errors import Forbidden
 VIEW_AUDIT = "audits.view_auditevent"
 VIEW_OWNED = "audits.view_owned_auditevent"
 MAX_PAGE_SIZE = 1000
+# Throttle scopes (rates in REST_FRAMEWORK's DEFAULT_THROTTLE_RATES), counted per user.
+THROTTLE_EXPORT = "audit_export"
+THROTTLE_VERIFY = "audit_verify"
+THROTTLE_CHECKPOINT = "audit_checkpoint"
 
 FILTER_PARAMETERS = [
     OpenApiParameter("since", str, description="ISO 8601 date or date-time, inclusive."),
@@ -156,6 +160,8 @@ class AuditExportApi(APIView):
     it stood when the export began. The response's X-Audit-Export-Id and Link headers
     name the signed manifest, served once the last byte has been sent."""
 
+    throttle_scope = THROTTLE_EXPORT
+
     @extend_schema(
         operation_id="audit_export",
         parameters=[
@@ -265,6 +271,12 @@ CHECKPOINT_FIELDS = {
 class AuditCheckpointListApi(APIView):
     """Signed checkpoints of the chain head, newest first; POST takes one now."""
 
+    throttle_scope = THROTTLE_CHECKPOINT
+
+    def get_throttles(self):
+        # Reading checkpoints is cheap; taking one signs and appends to the chain.
+        return super().get_throttles() if self.request.method == "POST" else []
+
     def _require(self, request):
         if not request.user.has_perm(VIEW_AUDIT):
             raise PermissionDenied("Only compliance and admin read or take checkpoints.")
@@ -295,6 +307,8 @@ class AuditCheckpointListApi(APIView):
 
 class AuditVerifyApi(APIView):
     """Recompute the whole chain from the stored events and compare it with its head."""
+
+    throttle_scope = THROTTLE_VERIFY
 
     @extend_schema(
         operation_id="audit_verify",
