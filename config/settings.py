@@ -167,6 +167,9 @@ API_TOKEN_MAX_LIFETIME_DAYS = int(os.environ.get("API_TOKEN_MAX_LIFETIME_DAYS", 
 API_TOKEN_LAST_USE_INTERVAL = int(os.environ.get("API_TOKEN_LAST_USE_INTERVAL", "60"))
 # Folders whose file:// artifacts the integrity check may open (os.pathsep-separated).
 ARTIFACT_ROOTS = [p for p in os.environ.get("ARTIFACT_ROOTS", "").split(os.pathsep) if p]
+# The largest artifact the integrity check digests; a larger one ends `unverified`
+# rather than hold a worker for the minutes reading it would take.
+INTEGRITY_MAX_BYTES = int(os.environ.get("INTEGRITY_MAX_BYTES", 10 * 1024**3))
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

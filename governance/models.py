@@ -220,6 +220,9 @@ class CheckStatus(models.TextChoices):
     QUEUED = "queued"
     RUNNING = "running"
     PASSED = "passed"
+    # The check ran but could not read what it was to verify (integrity: an artifact
+    # the server cannot open); it blocks only where the frozen policy requires it.
+    UNVERIFIED = "unverified"
     FAILED = "failed"
     ERROR = "error"
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
-PASSED, FAILED, ERROR = "passed", "failed", "error"
+PASSED, UNVERIFIED, FAILED, ERROR = "passed", "unverified", "failed", "error"
 
 
 @dataclass

@@ -221,10 +221,25 @@ def promotion_request_reload(request_id: int) -> PromotionRequest:
     )
 
 
-def _checks_passed(request: PromotionRequest, *, actor) -> PromotionRequest:
+def _checks_passed(
+    request: PromotionRequest, *, actor, unverified: list[str] | None = None
+) -> PromotionRequest:
+    """Checks done and none blocks. Those that ended `unverified` are named in the
+    reason and the event, so a reviewer and the log see that they did not pass."""
+    extra = {"unverified": unverified} if unverified else {}
+    note = (
+        f"Checks done: {', '.join(unverified)} unverified, which the policy allows."
+        if unverified
+        else ""
+    )
     if request.required_approvals:
         return transition(
-            request, Status.AWAITING_APPROVAL, actor=actor, action="promotion.checks_passed"
+            request,
+            Status.AWAITING_APPROVAL,
+            actor=actor,
+            action="promotion.checks_passed",
+            reason=note,
+            data=extra,
         )
     # No approval needed: straight from checking to promoted once every gate passes.
     record(
@@ -233,14 +248,18 @@ def _checks_passed(request: PromotionRequest, *, actor) -> PromotionRequest:
         obj=request,
         object_type="promotion_request",
         model=request.model.name,
-        data=request_event_data(request, **{"from": request.status, "to": Status.PROMOTED}),
+        data=request_event_data(
+            request, **{"from": request.status, "to": Status.PROMOTED, **extra}
+        ),
     )
     return transition(
         request,
         Status.PROMOTED,
         actor=actor,
         action="promotion.promoted",
-        reason="Every check passed; the policy needs no approval.",
+        reason=f"{note} The policy needs no approval."
+        if note
+        else "Every check passed; the policy needs no approval.",
     )
 
 
@@ -502,22 +521,40 @@ def check_run_finish(*, check_run_id: int, result: CheckResult) -> CheckRun | No
     return run
 
 
+def _blocks(run: CheckRun) -> bool:
+    """Whether a finished run stops its request: `failed` and `error` always;
+    `unverified` only where the frozen policy sets the check's `require_verified`."""
+    if run.status == CheckStatus.UNVERIFIED:
+        return bool((run.settings or {}).get("require_verified"))
+    return run.status in (CheckStatus.FAILED, CheckStatus.ERROR)
+
+
+def _blocking_reason(run: CheckRun) -> str:
+    if run.status == CheckStatus.UNVERIFIED:
+        return (
+            f"{run.name} unverified, and the policy requires it verified "
+            f"(checks.{run.name}.require_verified): {run.summary}"
+        )
+    return f"{run.name} {run.status}: {run.summary}"
+
+
 def _decide_checks(request: PromotionRequest) -> None:
     runs = list(request.check_runs.filter(round=request.check_round))
     if any(r.status in (CheckStatus.QUEUED, CheckStatus.RUNNING) for r in runs):
         return
-    bad = [r for r in runs if r.status in (CheckStatus.FAILED, CheckStatus.ERROR)]
+    bad = [r for r in runs if _blocks(r)]
     if bad:
         transition(
             request,
             Status.CHECKS_FAILED,
             actor=None,
             action="promotion.checks_failed",
-            reason="; ".join(f"{r.name} {r.status}: {r.summary}" for r in bad),
+            reason="; ".join(_blocking_reason(r) for r in bad),
             data={"checks": {r.name: r.status for r in runs}},
         )
     else:
-        _checks_passed(request, actor=None)
+        unverified = [r.name for r in runs if r.status == CheckStatus.UNVERIFIED]
+        _checks_passed(request, actor=None, unverified=unverified)
 
 
 def _requeue(run: CheckRun, *, reason: str) -> None:

@@ -84,6 +84,7 @@ def test_the_report_holds_the_model_its_versions_approvals_and_the_chain_head(pr
     assert f"Request #{request_id}: fraud v2 to production (promoted)" in text
     assert "Better recall at the same precision." in text
     assert "integrity" in text and "passed" in text
+    assert "unverified" in text  # integrity, on an s3:// artifact: not shown as passed
     for reviewer, comment in (("rita", "Metrics checked."), ("raj", "Card reviewed.")):
         assert reviewer in text and comment in text
     assert "none to production (request" in text  # the stage history

@@ -148,8 +148,10 @@ def test_the_decision_page_shows_the_evidence(world, client):
     assert "Flag &lt;b&gt;card&lt;/b&gt; fraud" in page
     for text in ("s3://data/d.parquet", "3f2a9c1", "r7", version.artifact_sha256):
         assert text in page
-    for check in ("integrity", "validation", "fairness"):
+    for check in ("validation", "fairness"):
         assert f'data-check="{check}" data-status="passed"' in page
+    # An s3:// artifact: the integrity check could not read it, and says so.
+    assert 'data-check="integrity" data-status="unverified"' in page
     assert page.count('<svg xmlns="http://www.w3.org/2000/svg" class="fairness-chart"') == 1
     assert page.count('data-metric="selection_rate"') == 2  # groups a and b
     assert "0 of 1" in page and "1</strong> more approval needed" in page
@@ -231,7 +233,8 @@ def test_the_timeline_holds_the_request_its_checks_and_the_stage_moves(world, cl
             object_type="promotion_request", object_id=str(body["id"])
         ).values_list("action", flat=True)
     )
-    expected += ["check.started", "check.passed"] * 3 + ["model_version.stage_changed"]
+    expected += ["check.started", "check.passed"] * 2 + ["check.started", "check.unverified"]
+    expected += ["model_version.stage_changed"]
     assert len(runs) == 3
     assert sorted(re.findall(r'<li data-action="([^"]+)"', page)) == sorted(expected)
     assert "“Ship it.”" in page
