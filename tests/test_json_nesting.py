@@ -5,16 +5,16 @@ nothing audited. Up to the limit, JSON is read as before."""
 import json
 
 import pytest
+from django.contrib.auth.models import User
 
 from audits.models import AuditEvent
 from config.json_input import JSON_MAX_DEPTH, nesting_depth
 from governance.models import Policy
 from registry.models import ModelVersion, RegisteredModel
-from tests.factories import make_model, make_version, version_payload
+from tests.factories import make_version, version_payload
 
 pytestmark = pytest.mark.django_db
 
-PASSWORD = "correct-horse-battery"
 LEVELS = 10_000
 DEEP_ARRAY = "[" * LEVELS + "]" * LEVELS
 DEEP_OBJECT = '{"a": ' * LEVELS + "1" + "}" * LEVELS
@@ -30,12 +30,9 @@ def nested(depth: int) -> dict:
 
 
 @pytest.fixture
-def cast(make_user, api_for):
-    owner = make_user("olivia", "owner")
-    ci = make_user("ci-bot", "ci")
-    model = make_model(owner, "fraud", description="original", card={"intended_use": "x"})
-    make_version(ci, model, seed="v1", description="first")
-    return {"owner": api_for(owner), "ci": api_for(ci), "model": model}
+def cast(owner, fraud, ci, api_for):
+    make_version(ci, fraud, seed="v1")
+    return {"owner": api_for(owner), "ci": api_for(ci), "model": fraud}
 
 
 def snapshot():
@@ -172,7 +169,7 @@ def test_nesting_depth_skips_strings(text, depth):
 
 
 def login(client, username):
-    assert client.login(username=username, password=PASSWORD)
+    client.force_login(User.objects.get(username=username))
     return client
 
 

@@ -126,6 +126,20 @@ def known_log(db):
 
 
 @pytest.fixture
+def report_cast(make_user, api_for):
+    """Who a model's report tells of: its owner, the CI account that registers and
+    requests, two reviewers, and compliance, who exports it. (users, api) by name."""
+    users = {
+        "olivia": make_user("olivia", "owner"),
+        "ci": make_user("ci-bot", "ci"),
+        "rita": make_user("rita", "reviewer"),
+        "raj": make_user("raj", "reviewer"),
+        "carla": make_user("carla", "compliance"),
+    }
+    return users, {name: api_for(user) for name, user in users.items()}
+
+
+@pytest.fixture
 def reader(db):
     """A client of someone who reads the whole trail, made without the services (which
     would audit the making), so the log holds nothing but what a test put there."""

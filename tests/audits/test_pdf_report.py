@@ -18,18 +18,11 @@ def pdf_text(body: bytes) -> str:
 
 
 @pytest.fixture
-def promoted(make_user, api_for, django_capture_on_commit_callbacks):
+def promoted(report_cast, django_capture_on_commit_callbacks):
     """fraud (high risk: two approvals) with two versions; v2 requested for production
     by CI, its checks run, approved by rita and raj, promoted. Plus another
     model the report must leave out."""
-    users = {
-        "olivia": make_user("olivia", "owner"),
-        "ci": make_user("ci-bot", "ci"),
-        "rita": make_user("rita", "reviewer"),
-        "raj": make_user("raj", "reviewer"),
-        "carla": make_user("carla", "compliance"),
-    }
-    api = {name: api_for(user) for name, user in users.items()}
+    users, api = report_cast
     model = make_model(
         users["olivia"],
         "fraud",

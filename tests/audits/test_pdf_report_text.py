@@ -56,19 +56,12 @@ def flat(text: str) -> str:
 
 
 @pytest.fixture
-def hostile(make_user, api_for, django_capture_on_commit_callbacks):
+def hostile(report_cast, django_capture_on_commit_callbacks):
     """A high-risk model whose every text field is at its limit, a version with long
     metric names, an evaluation set whose sensitive feature and groups have long mixed
     names (so the fairness check's summary and figures are long), a promotion with a
     long justification approved by two reviewers with long comments."""
-    users = {
-        "olivia": make_user("olivia", "owner"),
-        "ci": make_user("ci-bot", "ci"),
-        "rita": make_user("rita", "reviewer"),
-        "raj": make_user("raj", "reviewer"),
-        "carla": make_user("carla", "compliance"),
-    }
-    api = {name: api_for(user) for name, user in users.items()}
+    users, api = report_cast
     name = "hostile-" + "n" * 120
     card = {
         section: mixed(CARD_TEXT_MAX, i)
