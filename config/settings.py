@@ -1,6 +1,7 @@
 """Settings, read from the environment. Every variable is optional; see README."""
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -38,6 +39,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_filters",
     "guardian",
+    "axes",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "audits",
@@ -57,6 +59,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Innermost: turns the answer to a locked-out sign-in into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -111,6 +115,9 @@ else:
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTHENTICATION_BACKENDS = [
+    # First, so that a locked-out username or address is refused before any password
+    # is checked. It needs the request: authenticate(request=...).
+    "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
     "guardian.backends.ObjectPermissionBackend",
 ]
@@ -158,6 +165,25 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
 # How many proxies in front of the service append to X-Forwarded-For; 0 trusts none
 # and the audit trail records REMOTE_ADDR.
 AUDIT_TRUSTED_PROXIES = int(os.environ.get("AUDIT_TRUSTED_PROXIES", "0"))
+# Failed sign-ins (django-axes). After AXES_FAILURE_LIMIT failures for one username, or
+# from one address, further attempts are refused before any password is checked, until
+# AXES_COOLOFF_MINUTES pass without another; a sign-in resets both counts. The address
+# is the one the audit records, so forwarded headers count only from trusted proxies.
+AXES_FAILURE_LIMIT = int(os.environ.get("AXES_FAILURE_LIMIT", "10"))
+AXES_COOLOFF_TIME = timedelta(minutes=int(os.environ.get("AXES_COOLOFF_MINUTES", "15")))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_CLIENT_IP_CALLABLE = "governance.sign_in.client_address"
+AXES_HANDLER = "governance.sign_in.SignInAttemptHandler"
+AXES_LOCKOUT_CALLABLE = "governance.sign_in.lockout_response"
+AXES_RESET_ON_SUCCESS = True
+# Refused attempts are counted too (they keep the lockout on while they go on) and each
+# lands in the failure log, which is how the admin shows them.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = True
+AXES_ENABLE_ACCESS_FAILURE_LOG = True
+# Successful sign-ins are in the audit log already.
+AXES_DISABLE_ACCESS_LOG = True
+# governance registers axes' screens itself, read-only but for superusers.
+AXES_ENABLE_ADMIN = False
 AUDIT_SIGNING_KEY = os.environ.get("AUDIT_SIGNING_KEY", "")
 # API tokens: the life of a new token when its creator names none, the longest one may
 # name (days), and how often each process records a token's last use (seconds): uses
@@ -270,6 +296,10 @@ AUDIT_PDF_MAX_EVENTS = int(os.environ.get("AUDIT_PDF_MAX_EVENTS", "20000"))
 AUDIT_CHECKPOINT_INTERVAL = os.environ.get("AUDIT_CHECKPOINT_INTERVAL", "").strip()
 CELERY_BEAT_SCHEDULE = {
     "sweep-check-runs": {"task": "governance.tasks.check_runs_sweep", "schedule": 60.0},
+    "record-sign-in-bursts": {
+        "task": "governance.tasks.sign_in_bursts_record",
+        "schedule": 60.0,
+    },
     "audit-checkpoint-hourly": {
         "task": "audits.tasks.audit_checkpoint",
         "schedule": float(AUDIT_CHECKPOINT_INTERVAL)

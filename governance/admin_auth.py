@@ -1,7 +1,10 @@
 """Django's own user and group screens, audited. They change users and roles without
 going through a service of ours, so what the admin logs is also written to the chain
-(admin.action), in the admin view's transaction."""
+(admin.action), in the admin view's transaction. And django-axes' screens of sign-in
+attempts, which only superusers may change: deleting an attempt unlocks it."""
 
+from axes.admin import AccessAttemptAdmin, AccessFailureLogAdmin
+from axes.models import AccessAttempt, AccessFailureLog
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
@@ -75,9 +78,35 @@ class AuditedGroupAdmin(AuditedAdminMixin, GroupAdmin):
         }
 
 
+class SuperuserChangesMixin:
+    """Read-only for everyone but superusers, whatever permissions a group is given."""
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return request.user.is_superuser
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return request.user.is_superuser
+
+    def get_actions(self, request):
+        return super().get_actions(request) if request.user.is_superuser else {}
+
+
+class SignInAttemptAdmin(SuperuserChangesMixin, AuditedAdminMixin, AccessAttemptAdmin):
+    pass
+
+
+class SignInFailureAdmin(SuperuserChangesMixin, AuditedAdminMixin, AccessFailureLogAdmin):
+    pass
+
+
 def register(site: admin.AdminSite = admin.site) -> None:
     User = get_user_model()
-    for model, model_admin in ((User, AuditedUserAdmin), (Group, AuditedGroupAdmin)):
+    for model, model_admin in (
+        (User, AuditedUserAdmin),
+        (Group, AuditedGroupAdmin),
+        (AccessAttempt, SignInAttemptAdmin),
+        (AccessFailureLog, SignInFailureAdmin),
+    ):
         if site.is_registered(model):
             site.unregister(model)
         site.register(model, model_admin)

@@ -258,3 +258,26 @@ class CheckRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} on #{self.request_id} ({self.status})"
+
+
+class SignInBurst(models.Model):
+    """Failed sign-ins of one username from one address that the audit log does not hold
+    yet. A burst is written to it once, with its count, when it locks the username or
+    the address out, when it ends in a sign-in, or when its window passes; so attempts,
+    however many, never write to the log one by one."""
+
+    username = models.CharField(max_length=255)
+    address = models.CharField(max_length=45, blank=True)  # "" when the client has none
+    path = models.CharField(max_length=255, blank=True)
+    failures = models.PositiveIntegerField(default=0)
+    first_failed_at = models.DateTimeField()
+    last_failed_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["username", "address"], name="one_burst_per_client")
+        ]
+        indexes = [models.Index(fields=["last_failed_at"], name="sign_in_burst_by_last")]
+
+    def __str__(self) -> str:
+        return f"{self.failures} failed sign-ins as {self.username!r} from {self.address or '?'}"

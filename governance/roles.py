@@ -51,6 +51,9 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "governance.add_policy",
         "governance.change_policy",
         "governance.change_apitoken",
+        # Sign-in attempts counted by django-axes, and each failure, refused ones included.
+        "axes.view_accessattempt",
+        "axes.view_accessfailurelog",
     ],
 }
 

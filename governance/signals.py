@@ -1,12 +1,15 @@
-"""Sign-ins, sign-outs and failed sign-ins, audited. Django's auth signals are the only
-hook for them, so here, unlike anywhere else, a signal writes the audit row: each in a
-transaction of its own, since a login is no state change of ours."""
+"""Sign-ins and sign-outs, audited. Django's auth signals are the only hook for them, so
+here, unlike anywhere else, a signal writes the audit row: each in a transaction of its
+own, since a login is no state change of ours. Failed sign-ins are audited per burst
+(governance.services.sign_ins), from django-axes' handler once axes has counted them; a
+sign-in that ends a burst records its count as failures_before."""
 
-from django.contrib.auth import get_user_model
-from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
+from django.contrib.auth.signals import user_logged_in, user_logged_out
 from django.db import transaction
 
 from audits.services import record
+from governance.services.sign_ins import sign_in_failures_take
+from governance.sign_in import client_address
 
 
 def _path(request) -> str | None:
@@ -14,14 +17,20 @@ def _path(request) -> str | None:
 
 
 def login_recorded(sender, request, user, **kwargs) -> None:
+    data = {"username": user.get_username(), "path": _path(request)}
     with transaction.atomic():
+        failures = sign_in_failures_take(
+            username=user.get_username(), address=client_address(request) if request else None
+        )
+        if failures:
+            data["failures_before"] = failures
         record(
             actor=user,
             action="auth.login",
             obj=user,
             object_type="user",
             object_repr=user.get_username(),
-            data={"username": user.get_username(), "path": _path(request)},
+            data=data,
         )
 
 
@@ -39,24 +48,6 @@ def logout_recorded(sender, request, user, **kwargs) -> None:
         )
 
 
-def login_failure_recorded(sender, credentials, request=None, **kwargs) -> None:
-    """Only the username tried is kept; Django hands over the rest of the credentials
-    masked, and none of them belongs in the log."""
-    User = get_user_model()
-    tried = str(credentials.get(User.USERNAME_FIELD) or credentials.get("username") or "")
-    known = User.objects.filter(**{User.USERNAME_FIELD: tried}).first() if tried else None
-    with transaction.atomic():
-        record(
-            actor=None,
-            action="auth.login_failed",
-            object_type="user",
-            object_id=known.pk if known else "",
-            object_repr=tried[:200],
-            data={"username": tried[:150], "known_user": known is not None, "path": _path(request)},
-        )
-
-
 def connect() -> None:
     user_logged_in.connect(login_recorded, dispatch_uid="governance.auth.login")
     user_logged_out.connect(logout_recorded, dispatch_uid="governance.auth.logout")
-    user_login_failed.connect(login_failure_recorded, dispatch_uid="governance.auth.failed")

@@ -6,6 +6,7 @@ from django.db import InterfaceError, OperationalError
 
 from audits.context import audit_context
 from governance import services
+from governance.services import sign_ins
 
 # Faults worth another try: the database or the file storage briefly unreachable.
 TRANSIENT = (OperationalError, InterfaceError, ConnectionError, TimeoutError)
@@ -32,3 +33,9 @@ def check_run_execute(check_run_id: int) -> str | None:
 def check_runs_sweep() -> dict[str, int]:
     with audit_context():
         return services.check_runs_sweep()
+
+
+@shared_task
+def sign_in_bursts_record() -> int:
+    with audit_context():
+        return sign_ins.sign_in_bursts_record()

@@ -7,6 +7,7 @@ import io
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
+from django.http import HttpRequest
 from django.test import Client
 
 from audits.chain import format_time
@@ -36,7 +37,9 @@ def staff(make_user, api_for):
     fraud = make_model(users["olivia"], "fraud")
     model_permission_grant(actor=users["ada"], model=fraud, permission="review", user="rita")
     model_permission_grant(actor=users["ada"], model=fraud, permission="review", group="fraud-team")
-    assert Client().login(username="olivia", password="correct-horse-battery")
+    assert Client().login(
+        request=HttpRequest(), username="olivia", password="correct-horse-battery"
+    )
     return users, api_for
 
 

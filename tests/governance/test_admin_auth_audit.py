@@ -4,6 +4,7 @@ do is written to the audit chain as admin.action."""
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
+from django.http import HttpRequest
 from django.test import Client
 
 from audits.models import AuditEvent
@@ -14,7 +15,7 @@ pytestmark = pytest.mark.django_db
 def test_adding_and_deleting_a_group_in_the_admin_is_audited(roles):
     get_user_model().objects.create_superuser("root", password="correct-horse-battery")
     client = Client()
-    assert client.login(username="root", password="correct-horse-battery")
+    assert client.login(request=HttpRequest(), username="root", password="correct-horse-battery")
     start = AuditEvent.objects.order_by("-seq").values_list("seq", flat=True).first()
     view = Permission.objects.get(content_type__app_label="audits", codename="view_auditevent")
 

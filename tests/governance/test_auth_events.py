@@ -3,7 +3,9 @@
 import json
 
 import pytest
+from django.conf import settings
 from django.test import Client
+from django.utils import timezone
 
 from audits.models import AuditEvent
 
@@ -65,15 +67,25 @@ def test_a_login_and_a_logout_through_the_admin_are_audited(olivia):
 
 
 def test_a_failed_login_keeps_the_username_tried_and_never_the_password(olivia):
-    client = Client()
+    from axes.models import AccessAttempt, AccessFailureLog
+
+    from governance.services.sign_ins import sign_in_bursts_record
+
+    client = Client(REMOTE_ADDR="10.0.0.7")
     start = mark()
     for username in ("olivia", "nobody"):
         response = client.post(
             "/admin/login/", {"username": username, "password": "guess-Tr0ub4dor&3"}
         )
         assert response.status_code == 200  # the form again, with its error
+    # Each failure opens a burst, written once when it ends: here, when its window passes.
+    assert events_since(start) == []
+    later = timezone.now() + settings.AXES_COOLOFF_TIME
+    assert sign_in_bursts_record(now=later) == 2
+    assert sign_in_bursts_record(now=later) == 0
+    assert {e.ip for e in AuditEvent.objects.filter(seq__gt=start)} == {"10.0.0.7"}
 
-    assert events_since(start) == [
+    assert [(*event[:6], _without_times(event[6])) for event in events_since(start)] == [
         (
             "auth.login_failed",
             "system",
@@ -81,7 +93,14 @@ def test_a_failed_login_keeps_the_username_tried_and_never_the_password(olivia):
             "user",
             str(olivia.pk),
             "olivia",
-            {"username": "olivia", "known_user": True, "path": "/admin/login/"},
+            {
+                "username": "olivia",
+                "known_user": True,
+                "path": "/admin/login/",
+                "failures": 1,
+                "locked_out": False,
+                "locked_by": [],
+            },
         ),
         (
             "auth.login_failed",
@@ -90,12 +109,32 @@ def test_a_failed_login_keeps_the_username_tried_and_never_the_password(olivia):
             "user",
             "",
             "nobody",
-            {"username": "nobody", "known_user": False, "path": "/admin/login/"},
+            {
+                "username": "nobody",
+                "known_user": False,
+                "path": "/admin/login/",
+                "failures": 1,
+                "locked_out": False,
+                "locked_by": [],
+            },
         ),
     ]
-    stored = json.dumps(list(AuditEvent.objects.filter(seq__gt=start).values()), default=str)
+    stored = json.dumps(
+        [
+            *AuditEvent.objects.filter(seq__gt=start).values(),
+            *AccessAttempt.objects.values(),
+            *AccessFailureLog.objects.values(),
+        ],
+        default=str,
+    )
     assert "Tr0ub4dor" not in stored
-    assert "*****" not in stored  # not even Django's masked form of it
+    assert "*****" not in json.dumps(
+        list(AuditEvent.objects.filter(seq__gt=start).values()), default=str
+    )  # not even a masked form of it
+
+
+def _without_times(data: dict) -> dict:
+    return {k: v for k, v in data.items() if k not in ("first_failed_at", "last_failed_at")}
 
 
 def test_a_token_call_is_no_login(olivia, api_for):

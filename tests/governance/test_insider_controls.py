@@ -5,6 +5,7 @@ and shown refused, with what it leaves behind."""
 import re
 
 import pytest
+from django.http import HttpRequest
 from django.test import Client
 
 from audits.context import audit_context
@@ -24,7 +25,7 @@ PASSWORD = "correct-horse-battery"
 def admin_session(username: str) -> Client:
     """A browser's session: logged in, and every POST must carry the CSRF token."""
     client = Client(enforce_csrf_checks=True)
-    assert client.login(username=username, password=PASSWORD)
+    assert client.login(request=HttpRequest(), username=username, password=PASSWORD)
     return client
 
 

@@ -1,6 +1,7 @@
 from datetime import timedelta
 
 import pytest
+from django.http import HttpRequest
 
 from audits.models import AuditEvent
 from governance.errors import InvalidInput
@@ -69,7 +70,7 @@ def test_an_edit_is_audited_with_before_and_after(roles, make_user):
 
 def test_the_admin_edits_policies_through_the_service(client, make_user):
     make_user("ada", "admin")
-    assert client.login(username="ada", password=PASSWORD)
+    assert client.login(request=HttpRequest(), username="ada", password=PASSWORD)
     policy = Policy.objects.get(name="production")
     form = {
         "name": "production",
@@ -95,7 +96,7 @@ def test_the_admin_edits_policies_through_the_service(client, make_user):
 
 def test_reviewers_cannot_edit_policies_in_the_admin(client, make_user):
     make_user("rita", "reviewer")
-    assert client.login(username="rita", password=PASSWORD)
+    assert client.login(request=HttpRequest(), username="rita", password=PASSWORD)
     policy = Policy.objects.get(name="production")
     response = client.post(
         f"/admin/governance/policy/{policy.pk}/change/", {"required_approvals": "0"}

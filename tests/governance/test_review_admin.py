@@ -6,6 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 from django.contrib.auth.models import User
+from django.http import HttpRequest
 
 from audits.context import audit_context
 from audits.models import AuditEvent
@@ -31,7 +32,7 @@ def decide(request_id: int) -> str:
 
 
 def login(client, username: str):
-    assert client.login(username=username, password=PASSWORD)
+    assert client.login(request=HttpRequest(), username=username, password=PASSWORD)
     return client
 
 
@@ -390,7 +391,7 @@ def test_ci_accounts_never_get_into_the_admin_even_with_a_staff_role(world, clie
     with audit_context():
         role_grant(actor=None, user=world.users["ci"], role="owner")
     assert not User.objects.get(username="ci-bot").is_staff
-    client.login(username="ci-bot", password=PASSWORD)
+    client.login(request=HttpRequest(), username="ci-bot", password=PASSWORD)
     response = client.get("/admin/")
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
 

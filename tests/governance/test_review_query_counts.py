@@ -3,6 +3,7 @@ requests, the decision page whatever the number of groups in its fairness result
 
 import pytest
 from django.db import connection
+from django.http import HttpRequest
 from django.test.utils import CaptureQueriesContext
 
 from tests.evaluation_sets import binary_set
@@ -29,7 +30,7 @@ def count(client, path: str) -> tuple[int, str]:
 
 @pytest.fixture
 def rita(world, client):
-    assert client.login(username="rita", password=PASSWORD)
+    assert client.login(request=HttpRequest(), username="rita", password=PASSWORD)
     return client
 
 

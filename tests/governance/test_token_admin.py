@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.http import HttpRequest
 from django.test import Client
 
 from audits.context import audit_context
@@ -23,7 +24,7 @@ LIST = "/admin/governance/apitoken/"
 
 def session(username: str) -> Client:
     client = Client(enforce_csrf_checks=True)
-    assert client.login(username=username, password=PASSWORD)
+    assert client.login(request=HttpRequest(), username=username, password=PASSWORD)
     return client
 
 

@@ -1,5 +1,6 @@
 import pytest
 from django.contrib.auth.models import User
+from django.http import HttpRequest
 
 from audits.models import AuditEvent
 from tests.factories import make_model, make_version
@@ -22,7 +23,7 @@ def fraud(make_user):
 
 
 def login(client, username):
-    assert client.login(username=username, password=PASSWORD)
+    assert client.login(request=HttpRequest(), username=username, password=PASSWORD)
     return client
 
 
@@ -110,7 +111,7 @@ def test_audit_events_are_read_only_even_for_a_superuser(client, fraud):
 
 
 def test_ci_accounts_cannot_log_into_the_admin(client, fraud):
-    client.login(username="ci-bot", password=PASSWORD)
+    client.login(request=HttpRequest(), username="ci-bot", password=PASSWORD)
     response = client.get("/admin/")
     assert response.status_code == 302
     assert "/admin/login/" in response["Location"]
