@@ -216,8 +216,14 @@ class ExportStream:
         return response
 
 
+# What a model name may hold (registry.models.NAME_PATTERN): anything else in a `model`
+# filter, which is any text a caller sent, is kept out of the Content-Disposition header.
+_FILENAME_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+
+
 def export_filename(kind: str, filters: dict[str, Any], format: str, at: datetime) -> str:
-    scope = f"-{filters['model']}" if filters.get("model") else ""
+    model = _FILENAME_UNSAFE.sub("_", filters.get("model") or "")
+    scope = f"-{model}" if model else ""
     return f"{kind.replace('_', '-')}{scope}-{at:%Y%m%dT%H%M%SZ}.{format}"
 
 

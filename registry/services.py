@@ -407,11 +407,11 @@ def _principal(*, user: str | None, group: str | None):
     if user:
         found = get_user_model().objects.filter(username=user).first()
         if found is None:
-            raise InvalidInput(f"No user {user!r}.", errors={"user": ["No such user."]})
+            raise NotFound(f"No user {user!r}.", errors={"user": ["No such user."]})
         return found, "user", user
     found = Group.objects.filter(name=group).first()
     if found is None:
-        raise InvalidInput(f"No group {group!r}.", errors={"group": ["No such group."]})
+        raise NotFound(f"No group {group!r}.", errors={"group": ["No such group."]})
     return found, "group", group
 
 
