@@ -20,7 +20,9 @@ def call(base: str, token: str, method: str, path: str, body=None, *, content_ty
         content_type = "application/json"
     if content_type:
         headers["Content-Type"] = content_type
-    request = urllib.request.Request(base + path, data=data, method=method, headers=headers)
+    request = urllib.request.Request(  # noqa: S310 - the service on loopback
+        base + path, data=data, method=method, headers=headers
+    )
     try:
         with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - loopback
             return response.status, json.loads(response.read() or b"null")
