@@ -92,17 +92,17 @@ def database_role_configure(
     outcome in which the role could do more than intended (a privilege held by PUBLIC,
     say): it checks what PostgreSQL says the role may do before committing.
     """
-    connection = connections[using]
-    if connection.vendor != "postgresql":
-        raise RoleRefused(
-            f"Database roles are PostgreSQL's; this database is {connection.vendor}, "
-            "where the service's file permissions are all there is to restrict."
-        )
     if not NAME.match(name):
         raise RoleRefused(
             f"{name!r} is not a role name this command makes: lower-case letters, digits "
             "and underscores, starting with a letter or underscore, at most 63 "
             "characters, not starting with pg_."
+        )
+    connection = connections[using]
+    if connection.vendor != "postgresql":
+        raise RoleRefused(
+            f"Database roles are PostgreSQL's; this database is {connection.vendor}, "
+            "where the service's file permissions are all there is to restrict."
         )
     if password is not None and not password:
         raise RoleRefused("An empty password would leave the role with none; omit --password.")
