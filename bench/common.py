@@ -33,10 +33,12 @@ def recreate_database(server: str, name: str) -> None:
         conn.execute(f'CREATE DATABASE "{name}"')
 
 
-def manage(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+def manage(env: dict[str, str], *args: str, root: Path = ROOT) -> subprocess.CompletedProcess:
+    """`manage.py` of the checkout at `root` (this one by default), run by this
+    project's interpreter."""
     return subprocess.run(
         [str(PYTHON), "manage.py", *args],
-        cwd=ROOT,
+        cwd=root,
         env=env,
         capture_output=True,
         text=True,
@@ -44,8 +46,8 @@ def manage(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     )
 
 
-def manage_ok(env: dict[str, str], *args: str) -> str:
-    result = manage(env, *args)
+def manage_ok(env: dict[str, str], *args: str, root: Path = ROOT) -> str:
+    result = manage(env, *args, root=root)
     if result.returncode != 0:
         raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{result.stdout}{result.stderr}")
     return result.stdout

@@ -1,54 +1,79 @@
-"""Version registration throughput: modelgov against MLflow's model registry.
+"""Version registration throughput: modelgov against MLflow's registry or another modelgov.
 
-Both services run on this machine against the same PostgreSQL (through its Unix
+The services run on this machine against the same PostgreSQL (through its Unix
 socket when it has one; --postgres chooses), each in a fresh database
-(modelgov_bench, mlflow_bench; dropped and re-created at the start of a run and left
-in place afterwards for inspection). For each concurrency level the
-script registers N versions of one fresh model over HTTP, with one keep-alive
-connection per concurrent client (reopened whenever the server closes it), all
-driven by one thread through a minimal HTTP client that leaves the cores to the
-servers, and reports:
+(modelgov_bench, mlflow_bench, and modelgov_bench_baseline side by side; dropped and
+re-created at the start of a run and left in place afterwards for inspection). For
+each concurrency level the script registers N versions of one fresh model over
+HTTP, with one keep-alive connection per concurrent client (reopened whenever the
+server closes it), all driven by one thread through a minimal HTTP client that
+leaves the cores to the servers, and reports for each system:
 
 - versions per second (N divided by the wall time of the whole batch),
 - the median (p50) and 95th percentile (p95) latency of one registration,
+- the CPU time per registration of this script, the server's processes and the
+  PostgreSQL backends serving its database, and how many cores every other
+  process on the machine kept busy meanwhile (a busy neighbour skews the rest),
+- the ratio of the first system's versions per second to each other's, and of its
+  CPU per registration to theirs,
 - for modelgov: the SQL queries one registration runs (counted in-process with
   Django's CaptureQueriesContext around one request through DRF's APIClient) and,
   when PostgreSQL preloads pg_stat_statements, every statement PostgreSQL ran in
   the modelgov database during the first batch divided by N (BEGIN and COMMIT,
   Django's connection health check and foreign-key checks included),
-- the CPU time per registration of this script, the server's processes and the
-  PostgreSQL backends serving its database, and how many cores every other
-  process on the machine kept busy meanwhile (a busy neighbour skews the rest),
-- whether every response was a success, whether each model holds versions 1..N
-  with no gap, and whether `manage.py verify_audit` finds the audit chain intact.
+- whether every response was a success, whether each modelgov model holds versions
+  1..N with no gap, and whether `manage.py verify_audit` finds its audit chain intact.
 
-Both servers run for the whole benchmark. Each concurrency level is measured in
-rounds (10 by default) that alternate between the two systems, the first to go
-changing every round, so that a machine whose speed drifts while the benchmark runs
-(shared machines do, by half within a minute) slows both alike and the ratio
-compares them under the same conditions. A round of modelgov's takes well under a
-second and one of MLflow's several, so fewer rounds leave each system's figure to
-the few moments its rounds happened to fall in. Before the measured batches each
-service gets a short warm-up on a separate model, so that lazy imports and first
-connections are not counted.
+Every server runs for the whole benchmark. Each concurrency level is measured in
+rounds (10 by default) that alternate between the systems, the first to go
+changing every round, and the systems not being measured are paused, so that a
+machine whose speed drifts while the benchmark runs (shared machines do, by half
+within a minute) slows each alike and the ratio compares them under the same
+conditions. A round of modelgov's takes well under a second and one of MLflow's
+several, so fewer rounds leave each system's figure to the few moments its rounds
+happened to fall in. Before the measured batches each service gets a short warm-up
+on a separate model, so that lazy imports and first connections are not counted.
 
 modelgov runs under gunicorn (config.wsgi) with DEBUG=false; MLflow runs as
 `mlflow server` (uvicorn, its default 4 workers) from its own virtual
 environment in .bench/mlflow-venv, created and filled with a pinned MLflow on
 first use. Server logs are written to .bench/.
 
-The default gunicorn setting is 2 sync workers, one per core of the 2-core
-machine it was tuned on. It registered fastest at concurrency 8 of 2, 3 and 4
-sync workers and gthread with 2 or 4 threads: registrations of one model queue
-on that model's row lock, and more processes than cores only preempt the one
-holding it. --workers and --threads change it.
+Side by side, the candidate (this checkout, or --candidate DIR) is measured against
+a baseline modelgov in place of MLflow (--with-mlflow keeps MLflow as a third
+system): --baseline DIR serves another checkout of the repository (a `git worktree`
+of an earlier commit), --baseline-gunicorn and --candidate-gunicorn give each
+server its own gunicorn options. Each checkout is served and migrated by this
+project's interpreter with the checkout first on the import path, and the script
+checks that its packages are imported from there, not from the editable install of
+this one. The baseline's ratio is the candidate's versions per second over the
+baseline's.
+
+The default gunicorn setting is deploy/gunicorn.conf.py's worker class, gthread
+(4 threads per worker), with 2 workers, one per core of the 2-core machine it was
+tuned on: a sync worker is held for as long as its client takes to read the answer,
+so one slow download of a streamed export would stop it serving anyone else. With
+sync workers, 2 registered fastest at concurrency 8 of 2, 3 and 4: registrations of
+one model queue on that model's row lock, and more processes than cores only
+preempt the one holding it. --workers, --worker-class, --threads and --keep-alive
+change it, or --candidate-gunicorn replaces it whole.
 
 Run from the repository root:
 
     .venv/bin/python bench/register.py
     .venv/bin/python bench/register.py --versions 500 --concurrency 8
-    .venv/bin/python bench/register.py --workers 2 --threads 4 --skip-mlflow
+    .venv/bin/python bench/register.py --workers 2 --threads 8 --skip-mlflow
     .venv/bin/python bench/register.py --rounds 1     # each system in one batch per level
+
+    # what gthread costs against sync workers, on this checkout's code
+    .venv/bin/python bench/register.py --baseline-gunicorn="--workers 2 --worker-class sync"
+
+    # this checkout against an earlier commit
+    git worktree add --detach /tmp/base HEAD~5
+    .venv/bin/python bench/register.py --baseline /tmp/base
+
+    # the machine's noise: the same code and settings against themselves
+    .venv/bin/python bench/register.py --baseline .
 
 Exit status 0 when every check passed, 1 otherwise.
 """
@@ -60,6 +85,7 @@ import importlib.metadata
 import json
 import os
 import selectors
+import shlex
 import signal
 import socket
 import statistics
@@ -74,6 +100,7 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (
+    PYTHON,
     ROOT,
     database_url,
     free_port,
@@ -90,6 +117,8 @@ MLFLOW_VERSION = "3.17.2"
 MLFLOW_PACKAGES = [f"mlflow=={MLFLOW_VERSION}", "psycopg2-binary==2.9.13"]
 
 MODELGOV_DB = "modelgov_bench"
+BASELINE_DB = "modelgov_bench_baseline"
+PACKAGES = ("config", "audits", "registry", "governance")
 MLFLOW_DB = "mlflow_bench"
 WARMUP_VERSIONS = 50
 BUSY_NEIGHBOUR = 0.25  # cores other processes may keep busy before the report warns
@@ -148,12 +177,21 @@ class Batch:
 class Server:
     """A service started in its own process group, stopped with everything it forked."""
 
-    def __init__(self, name: str, argv: list[str], env: dict[str, str], port: int, database: str):
+    def __init__(
+        self,
+        name: str,
+        argv: list[str],
+        env: dict[str, str],
+        port: int,
+        database: str,
+        cwd: Path = ROOT,
+    ):
         self.name = name
         self.argv = argv
         self.env = env
         self.port = port
         self.database = database
+        self.cwd = cwd
         self.log_path = BENCH_DIR / f"{name}.log"
         self.process: subprocess.Popen | None = None
 
@@ -161,7 +199,7 @@ class Server:
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
                 self.argv,
-                cwd=ROOT,
+                cwd=self.cwd,
                 env=self.env,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -466,10 +504,10 @@ def sha256_of(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def source_revision() -> str:
+def source_revision(root: Path = ROOT) -> str:
     def git(*args: str) -> str:
         return subprocess.run(
-            ["git", *args], cwd=ROOT, capture_output=True, text=True, check=True
+            ["git", *args], cwd=root, capture_output=True, text=True, check=True
         ).stdout.strip()
 
     try:
@@ -541,56 +579,104 @@ def gap_report(versions: list[int], count: int) -> str:
     )
 
 
-class Modelgov:
-    """modelgov under gunicorn on a fresh database, with a ci token."""
+def imported_from(root: Path, env: dict[str, str]) -> None:
+    """Stop unless each of the project's packages in the checkout at `root` is found
+    there by an interpreter started as its servers and commands are.
 
-    name = "modelgov"
+    The project's environment installs this repository in editable mode, through an
+    import hook that Python consults only after sys.path: a checkout at the front of
+    the path (PYTHONPATH, the working directory, gunicorn's --chdir) shadows it. A
+    package the hook still supplied would mean measuring this checkout's code under
+    the other's name."""
+    names = [name for name in PACKAGES if (root / name / "__init__.py").exists()]
+    probe = (
+        "import importlib.util, sys\n"
+        "for name in sys.argv[1:]: print(importlib.util.find_spec(name).origin)"
+    )
+    found = subprocess.run(
+        [str(PYTHON), "-c", probe, *names],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if found.returncode != 0 or not names:
+        raise RuntimeError(f"{root}: the project's packages not found: {found.stderr}")
+    strays = [
+        origin for origin in found.stdout.split() if not Path(origin).resolve().is_relative_to(root)
+    ]
+    if strays:
+        raise RuntimeError(f"{root}: packages imported from elsewhere: {', '.join(strays)}")
+
+
+class Modelgov:
+    """modelgov under gunicorn, from this checkout or another one at `root`, on a fresh
+    database, with a ci token."""
+
     created = 201
 
-    def __init__(self, args, report: dict):
+    def __init__(self, args, *, name: str, root: Path, gunicorn: list[str], database: str):
         self.args = args
-        self.report = report
+        self.name = name
+        self.root = root
+        self.gunicorn = gunicorn
+        self.database = database
+        self.revision = source_revision(root)
         self.env = {
             **os.environ,
             **production_keys(),
-            "DATABASE_URL": database_url(args.postgres, MODELGOV_DB),
+            "DATABASE_URL": database_url(args.postgres, database),
             "DEBUG": "false",
+            "PYTHONPATH": str(root),
         }
         self.counter: StatementCounter | None = None
         self.server: Server | None = None
         self.checks: list[tuple[str, str]] = []
+        self.report: dict = {}
 
     def start(self) -> None:
         args = self.args
-        recreate_database(args.postgres, MODELGOV_DB)
-        manage_ok(self.env, "migrate", "--no-input")
-        manage_ok(self.env, "setup_roles")
-        add_user = manage_ok(self.env, "add_user", "bench-ci", "--role", "ci", "--token")
+        imported_from(self.root, self.env)
+        recreate_database(args.postgres, self.database)
+        manage_ok(self.env, "migrate", "--no-input", root=self.root)
+        manage_ok(self.env, "setup_roles", root=self.root)
+        add_user = manage_ok(
+            self.env, "add_user", "bench-ci", "--role", "ci", "--token", root=self.root
+        )
         self.token = add_user.splitlines()[-1]
         self.headers = {"Authorization": f"Bearer {self.token}"}
         if "pg_stat_statements" in preloaded_libraries(args.postgres):
-            self.counter = StatementCounter(args.postgres, MODELGOV_DB)
+            self.counter = StatementCounter(args.postgres, self.database)
             self.counter.install()
         else:
             self.report["statements"] = (
                 "n/a (pg_stat_statements is not in shared_preload_libraries)"
             )
-        options = ["--workers", str(args.workers)]
-        if args.threads > 1:
-            options += ["--worker-class", "gthread", "--threads", str(args.threads)]
-            options += ["--keep-alive", str(args.keep_alive)]
-        self.report["gunicorn"] = " ".join(["gunicorn config.wsgi", *options])
-        self.report["http_parser"] = http_parser()
         port = free_port()
         self.server = Server(
-            "gunicorn",
-            [str(GUNICORN), "config.wsgi", "-b", f"127.0.0.1:{port}", *options],
+            self.name,
+            [
+                str(GUNICORN),
+                "config.wsgi",
+                "-b",
+                f"127.0.0.1:{port}",
+                "--chdir",
+                str(self.root),
+                *self.gunicorn,
+            ],
             self.env,
             port,
-            MODELGOV_DB,
+            self.database,
+            cwd=self.root,
         )
         self.server.start()
         self.server.wait_ready("/healthz", timeout=60)
+
+    def describe(self) -> str:
+        where = "" if self.root == ROOT else f" at {self.root}"
+        options = " ".join(["gunicorn config.wsgi", *map(shlex.quote, self.gunicorn)])
+        return f"modelgov {self.revision}{where}: {options}"
 
     def model(self, level: int | None) -> str:
         return "bench-warmup" if level is None else f"bench-model-c{level}"
@@ -630,25 +716,43 @@ class Modelgov:
             return
         self.server.stop()
         report = self.report
-        report["versions"] = self.checks
         queries = manage(
             {**self.env, "BENCH_TOKEN": self.token},
             "shell",
             "--no-imports",
             "-c",
             QUERY_COUNT_SNIPPET,
+            root=self.root,
         )
         if queries.returncode == 0:
             total, control = queries.stdout.split()[-2:]
-            report["queries"] = int(total)
-            report["queries_detail"] = (
-                f"{total} ({int(total) - int(control)} + {control} BEGIN/COMMIT)"
-            )
+            report["queries"] = f"{total} ({int(total) - int(control)} + {control} BEGIN/COMMIT)"
         else:
-            report["queries_detail"] = f"failed: {queries.stderr.strip()[-500:]}"
-        audit = manage(self.env, "verify_audit")
+            report["queries_failed"] = f"failed: {queries.stderr.strip()[-500:]}"
+        audit = manage(self.env, "verify_audit", root=self.root)
         report["audit_ok"] = audit.returncode == 0
         report["audit"] = (audit.stdout + audit.stderr).strip()
+
+    def results(self) -> list[tuple[str, bool | None]]:
+        """What the run found, line by line, each with whether it is a check that
+        passed (True), one that failed (False), or a figure (None)."""
+        report = self.report
+        queries = report.get("queries") or report.get("queries_failed", "not counted")
+        lines = [
+            (f"SQL queries per registration (Django, one request): {queries}", "queries" in report),
+            (
+                f"SQL statements per registration (pg_stat_statements): {report.get('statements')}",
+                None,
+            ),
+        ]
+        lines += [
+            (f"Versions of {model}: {verdict}", verdict.startswith("1.."))
+            for model, verdict in self.checks
+        ]
+        verified = report.get("audit_ok", False)
+        lines.append((f"Audit chain: {'verified' if verified else 'NOT verified'}", verified))
+        lines += [(f"  {line}", None) for line in report.get("audit", "").splitlines()]
+        return lines
 
 
 def ensure_mlflow() -> Path:
@@ -676,9 +780,8 @@ class Mlflow:
     name = "MLflow"
     created = 200
 
-    def __init__(self, args, report: dict):
+    def __init__(self, args):
         self.args = args
-        self.report = report
         self.server: Server | None = None
 
     def start(self) -> None:
@@ -689,9 +792,6 @@ class Mlflow:
         backend_uri = sqlalchemy_url(database_url(self.args.postgres, MLFLOW_DB))
         port = free_port()
         options = ["--workers", str(self.args.mlflow_workers)]
-        self.report["mlflow"] = (
-            f"MLflow {MLFLOW_VERSION}: mlflow server (uvicorn) {' '.join(options)}"
-        )
         self.server = Server(
             "mlflow",
             [
@@ -713,6 +813,11 @@ class Mlflow:
         )
         self.server.start()
         self.server.wait_ready("/health", timeout=180)
+
+    def describe(self) -> str:
+        return (
+            f"MLflow {MLFLOW_VERSION}: mlflow server (uvicorn) --workers {self.args.mlflow_workers}"
+        )
 
     def model(self, level: int | None) -> str:
         return "bench-warmup" if level is None else f"bench-c{level}"
@@ -736,6 +841,9 @@ class Mlflow:
     def stop(self) -> None:
         if self.server is not None:
             self.server.stop()
+
+    def results(self) -> list[tuple[str, bool | None]]:
+        return []
 
 
 def settle(servers: list[Server], timeout: float = 120, idle: float = 0.05) -> None:
@@ -831,31 +939,45 @@ def bench(systems: list, args) -> dict[str, list[Batch]]:
     return batches
 
 
-def print_report(args, modelgov: list[Batch], mlflow: list[Batch], report: dict) -> bool:
+def cpu_per_registration(batch: Batch) -> float:
+    return batch.own_cpu / batch.count
+
+
+def print_report(args, systems: list, batches: dict[str, list[Batch]], report: dict) -> bool:
+    first = systems[0]
+    every_batch = [batch for system in systems for batch in batches[system.name]]
+    width = max(len(system.name) for system in systems)
     print()
     print(f"Registering {args.versions} versions per concurrency level (one model each)")
-    print(f"modelgov revision: {report['revision']}")
     print(f"Load average before the run: {report['load']}")
     print()
     header = (
-        f"{'clients':>7}  {'modelgov v/s':>12} {'p50 ms':>7} {'p95 ms':>7}"
-        f"  {'MLflow v/s':>10} {'p50 ms':>7} {'p95 ms':>7}  {'ratio':>6}"
+        f"{'clients':>7}  {'system':<{width}}  {'v/s':>7} {'p50 ms':>7} {'p95 ms':>7} {'CPU ms':>7}"
     )
+    if len(systems) > 1:
+        header += f"  {'ratio':>6} {'CPU ratio':>9}"
     print(header)
     print("-" * len(header))
-    by_level = {b.concurrency: b for b in mlflow}
-    for ours in modelgov:
-        theirs = by_level.get(ours.concurrency)
-        line = (
-            f"{ours.concurrency:>7}  {ours.rate:>12.1f} {ours.percentile(50) * 1000:>7.1f}"
-            f" {ours.percentile(95) * 1000:>7.1f}"
-        )
-        if theirs:
-            line += (
-                f"  {theirs.rate:>10.1f} {theirs.percentile(50) * 1000:>7.1f}"
-                f" {theirs.percentile(95) * 1000:>7.1f}  {ours.rate / theirs.rate:>5.1f}x"
+    for index, level in enumerate(args.levels):
+        ours = batches[first.name][index]
+        for system in systems:
+            batch = batches[system.name][index]
+            line = (
+                f"{level:>7}  {system.name:<{width}}  {batch.rate:>7.1f}"
+                f" {batch.percentile(50) * 1000:>7.1f} {batch.percentile(95) * 1000:>7.1f}"
+                f" {cpu_per_registration(batch) * 1000:>7.2f}"
             )
-        print(line)
+            if system is not first:
+                line += (
+                    f"  {ours.rate / batch.rate:>5.2f}x"
+                    f" {cpu_per_registration(ours) / cpu_per_registration(batch):>8.2f}x"
+                )
+            print(line)
+    if len(systems) > 1:
+        print(
+            f"ratio: {first.name}'s versions/s over that system's; CPU ratio: {first.name}'s"
+            " CPU per registration over that system's (below 1, it spends less)"
+        )
     print()
     cores = os.cpu_count()
     # Versions/s is the cores a system keeps busy divided by the CPU a registration
@@ -864,21 +986,21 @@ def print_report(args, modelgov: list[Batch], mlflow: list[Batch], report: dict)
         f"CPU per registration, the cores it kept busy, and what other processes used"
         f" meanwhile ({cores} cores):"
     )
-    for batch in modelgov + mlflow:
+    for batch in every_batch:
         split = ", ".join(
             f"{role} {batch.cpu_split.get(role, 0.0) / batch.count * 1000:.2f}"
             for role in ("client", "server", "database")
         )
         print(
-            f"  {batch.system:<8} {batch.concurrency:>2} clients: "
-            f"{batch.own_cpu / batch.count * 1000:5.2f} ms ({split}); "
+            f"  {batch.system:<{width}} {batch.concurrency:>2} clients: "
+            f"{cpu_per_registration(batch) * 1000:5.2f} ms ({split}); "
             f"busy {batch.own_cpu / batch.seconds:.2f} cores; "
             f"others {batch.other_cores:.2f} cores"
         )
-    busiest = max(modelgov + mlflow, key=lambda batch: batch.other_cores)
+    busiest = max(every_batch, key=lambda batch: batch.other_cores)
     if busiest.other_cores > BUSY_NEIGHBOUR:
         # A system that keeps more cores busy loses more to a neighbour: the ratio
-        # then says less about the two systems than about the machine.
+        # then says less about the systems than about the machine.
         print(
             f"  Other processes kept {busiest.other_cores:.2f} cores busy"
             f" while {busiest.system} ran at concurrency {busiest.concurrency}: these are"
@@ -887,27 +1009,20 @@ def print_report(args, modelgov: list[Batch], mlflow: list[Batch], report: dict)
     print()
     print(f"PostgreSQL:       {args.postgres}")
     print(f"Rounds per level: {args.rounds}, alternating between the systems")
-    print(f"modelgov server:  {report['gunicorn']}, HTTP parser: {report['http_parser']}")
-    if "mlflow" in report:
-        print(f"MLflow server:    {report['mlflow']}")
-    print(f"SQL queries per registration (Django, one request): {report['queries_detail']}")
-    print(f"SQL statements per registration (pg_stat_statements): {report.get('statements')}")
-    for model, verdict in report.get("versions", []):
-        print(f"Versions of {model}: {verdict}")
-    print(f"Audit chain: {'verified' if report.get('audit_ok') else 'NOT verified'}")
-    print(f"  {report.get('audit')}")
-
-    ok = report.get("audit_ok", False)
-    ok = ok and all(verdict.startswith("1..") for _, verdict in report.get("versions", []))
-    for batch in modelgov + mlflow:
-        if batch.failures:
-            ok = False
-            print(
-                f"{batch.system} at concurrency {batch.concurrency}: "
-                f"{len(batch.failures)} failed requests, first: {batch.failures[0]}"
-            )
-    if "queries" not in report:
-        ok = False
+    print(f"HTTP parser:      {http_parser()}")
+    ok = True
+    for system in systems:
+        print(f"{system.name}: {system.describe()}")
+        for line, passed in system.results():
+            print(f"  {line}")
+            ok = ok and passed is not False
+        for batch in batches[system.name]:
+            if batch.failures:
+                ok = False
+                print(
+                    f"  at concurrency {batch.concurrency}: {len(batch.failures)} failed"
+                    f" requests, first: {batch.failures[0]}"
+                )
     print()
     print("All checks passed." if ok else "SOME CHECKS FAILED.")
     return ok
@@ -931,10 +1046,48 @@ def parse_args():
     )
     parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
     parser.add_argument(
-        "--threads", type=int, default=1, help="threads per gunicorn worker; >1 uses gthread"
+        "--worker-class",
+        choices=("gthread", "sync"),
+        default="gthread",
+        help="gunicorn worker class (default gthread, as deploy/gunicorn.conf.py)",
+    )
+    parser.add_argument(
+        "--threads", type=int, default=4, help="threads per gunicorn worker (gthread only)"
     )
     parser.add_argument(
         "--keep-alive", type=int, default=5, help="gunicorn keep-alive seconds (gthread only)"
+    )
+    parser.add_argument(
+        "--candidate-gunicorn",
+        metavar="ARGS",
+        help="the measured modelgov's gunicorn options, in place of those the four above"
+        ' make (write --candidate-gunicorn="--workers 2 ...")',
+    )
+    parser.add_argument(
+        "--candidate",
+        metavar="DIR",
+        type=checkout,
+        default=ROOT,
+        help="serve the measured modelgov from the checkout in DIR (default: this one)",
+    )
+    parser.add_argument(
+        "--baseline",
+        metavar="DIR",
+        type=checkout,
+        help="measure against a modelgov served from the checkout in DIR (a git worktree"
+        " of another commit) instead of MLflow",
+    )
+    parser.add_argument(
+        "--baseline-gunicorn",
+        metavar="ARGS",
+        help="measure against a modelgov served with these gunicorn options (default: the"
+        " candidate's) instead of MLflow; from --baseline DIR if given, else the"
+        " candidate's checkout",
+    )
+    parser.add_argument(
+        "--with-mlflow",
+        action="store_true",
+        help="side by side, measure MLflow too, as a third system",
     )
     parser.add_argument("--mlflow-workers", type=int, default=4, help="mlflow server --workers")
     parser.add_argument(
@@ -943,7 +1096,9 @@ def parse_args():
         default=10,
         help="rounds each level is measured in, alternating between the systems",
     )
-    parser.add_argument("--skip-mlflow", action="store_true", help="measure modelgov only")
+    parser.add_argument(
+        "--skip-mlflow", action="store_true", help="measure modelgov only (no baseline)"
+    )
     parser.add_argument(
         "--postgres",
         default=default_postgres(),
@@ -957,18 +1112,63 @@ def parse_args():
     args.levels = [int(level) for level in args.concurrency.split(",") if level.strip()]
     if args.versions < 1 or not args.levels or min(args.levels) < 1:
         parser.error("--versions and every --concurrency level must be at least 1")
+    options = ["--workers", str(args.workers), "--worker-class", args.worker_class]
+    if args.worker_class == "gthread":
+        options += ["--threads", str(args.threads), "--keep-alive", str(args.keep_alive)]
+    args.side_by_side = args.baseline is not None or args.baseline_gunicorn is not None
+    args.candidate_gunicorn = (
+        options if args.candidate_gunicorn is None else shlex.split(args.candidate_gunicorn)
+    )
+    args.baseline_gunicorn = (
+        args.candidate_gunicorn
+        if args.baseline_gunicorn is None
+        else shlex.split(args.baseline_gunicorn)
+    )
+    args.baseline = args.baseline or args.candidate
+    if args.side_by_side and args.skip_mlflow:
+        parser.error("--skip-mlflow measures one system: leave out the baseline")
+    if args.with_mlflow and not args.side_by_side:
+        parser.error("--with-mlflow adds MLflow to a baseline: name one")
     return args
+
+
+def checkout(path: str) -> Path:
+    """A directory holding a checkout of this repository, as an absolute path."""
+    root = Path(path).resolve()
+    if not (root / "manage.py").is_file() or not (root / "config" / "wsgi.py").is_file():
+        raise argparse.ArgumentTypeError(f"{root} holds no checkout of modelgov")
+    return root
+
+
+def systems_of(args) -> list:
+    """The systems to measure, the candidate first: the others are compared with it."""
+    candidate = Modelgov(
+        args,
+        name="candidate" if args.side_by_side else "modelgov",
+        root=args.candidate,
+        gunicorn=args.candidate_gunicorn,
+        database=MODELGOV_DB,
+    )
+    if not args.side_by_side:
+        return [candidate] + ([] if args.skip_mlflow else [Mlflow(args)])
+    baseline = Modelgov(
+        args,
+        name="baseline",
+        root=args.baseline,
+        gunicorn=args.baseline_gunicorn,
+        database=BASELINE_DB,
+    )
+    return [candidate, baseline] + ([Mlflow(args)] if args.with_mlflow else [])
 
 
 def main() -> int:
     args = parse_args()
     BENCH_DIR.mkdir(exist_ok=True)
     started = time.perf_counter()
-    report: dict = {
-        "revision": source_revision(),
-        "load": " ".join(f"{value:.2f}" for value in os.getloadavg()),
-    }
-    systems = [Modelgov(args, report)] + ([] if args.skip_mlflow else [Mlflow(args, report)])
+    report = {"load": " ".join(f"{value:.2f}" for value in os.getloadavg())}
+    systems = systems_of(args)
+    for system in systems:
+        print(f"{system.name}: {system.describe()}")
     names = " and ".join(system.name for system in systems)
     print(
         f"{names}: {args.versions} versions at concurrency {args.concurrency},"
@@ -976,8 +1176,7 @@ def main() -> int:
         flush=True,
     )
     batches = bench(systems, args)
-    modelgov, mlflow = batches["modelgov"], batches.get("MLflow", [])
-    ok = print_report(args, modelgov, mlflow, report)
+    ok = print_report(args, systems, batches, report)
     print(f"Total time: {time.perf_counter() - started:.0f}s")
     return 0 if ok else 1
 
