@@ -207,7 +207,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "config.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "config.schema.AutoSchema",
     "EXCEPTION_HANDLER": "config.problems.exception_handler",
     # DRF's three, with a JSON parser that bounds nesting (config/json_input.py).
     "DEFAULT_PARSER_CLASSES": [
@@ -246,13 +246,23 @@ if os.environ.get("REDIS_URL"):
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "modelgov API",
-    "DESCRIPTION": "Model registry, promotion governance and a hash-chained audit trail.",
+    "DESCRIPTION": "Model registry, promotion governance and a hash-chained audit trail. "
+    "Errors are application/problem+json (RFC 9457). No text may hold a NUL character "
+    "(U+0000): one is refused wherever it appears.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "SCHEMA_PATH_PREFIX": "/api/v1",
+    # Request bodies are documented as JSON; the form parsers serve the browsable API.
+    "PARSER_WHITELIST": ["rest_framework.parsers.JSONParser"],
+    # 3.1 for JSON Schema's propertyNames (tag names), and request bodies as their own
+    # components: what a client may send is not what it reads back.
+    "OAS_VERSION": "3.1.0",
+    "COMPONENT_SPLIT_REQUEST": True,
+    # A version's stage and a promotion's from_stage are one set of choices.
+    "ENUM_NAME_OVERRIDES": {"StageEnum": "registry.models.Stage"},
 }
 
 # Celery: without a broker, tasks run in-process; services dispatch them on commit.

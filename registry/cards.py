@@ -9,6 +9,7 @@ from typing import Any
 
 CARD_TEXT_MAX = 20_000
 CARD_LIST_MAX = 50
+CARD_ITEM_MAX = 1000
 
 # name -> (kind, help text); kind is "text" (a string) or "list" (a list of strings).
 CARD_SECTIONS: dict[str, tuple[str, str]] = {
@@ -50,13 +51,28 @@ def validate_card(card: Any) -> tuple[dict[str, Any], dict[str, list[str]]]:
         else:
             if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
                 errors[key] = ["Expected a list of strings."]
-            elif len(value) > CARD_LIST_MAX or any(len(item) > 1000 for item in value):
-                errors[key] = [f"At most {CARD_LIST_MAX} items of 1000 characters."]
+            elif len(value) > CARD_LIST_MAX or any(len(item) > CARD_ITEM_MAX for item in value):
+                errors[key] = [f"At most {CARD_LIST_MAX} items of {CARD_ITEM_MAX} characters."]
             elif any("\x00" in item for item in value):
                 errors[key] = ["Null characters are not allowed."]
             else:
                 clean[key] = value
     return clean, errors
+
+
+def card_json_schema() -> dict[str, Any]:
+    """What validate_card accepts, as JSON Schema (for the API's OpenAPI schema)."""
+    text = {"type": "string", "maxLength": CARD_TEXT_MAX}
+    item = {"type": "string", "maxLength": CARD_ITEM_MAX}
+    strings = {"type": "array", "maxItems": CARD_LIST_MAX, "items": item}
+    return {
+        "type": "object",
+        "properties": {
+            key: {**(text if kind == "text" else strings), "description": help_text}
+            for key, (kind, help_text) in CARD_SECTIONS.items()
+        },
+        "additionalProperties": False,
+    }
 
 
 def card_sections(card: dict[str, Any]) -> list[tuple[str, str, Any]]:

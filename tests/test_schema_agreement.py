@@ -4,6 +4,9 @@ not refused."""
 
 import pytest
 
+from registry.models import RegisteredModel
+from tests.factories import sha, version_payload
+
 pytestmark = pytest.mark.django_db
 
 PROBLEM = "application/problem+json"
@@ -57,3 +60,56 @@ def test_a_grant_to_an_unknown_account_is_not_found(owner_api):
         "/api/v1/models/fraud/grants/", {"permission": "change", "user": "nobody"}, format="json"
     )
     assert problem(response, 404)["errors"] == {"user": ["No such user."]}
+
+
+def test_a_token_for_an_unknown_account_is_not_found(admin_api):
+    response = admin_api.post("/api/v1/tokens/", {"user": "nobody"}, format="json")
+    assert problem(response, 404)["errors"] == {"user": ["No such account."]}
+
+
+def test_a_metric_past_what_a_float_holds_is_refused(ci_api):
+    payload = version_payload("huge", metrics={"auc": 10**400})
+    response = ci_api.post("/api/v1/models/fraud/versions/", payload, format="json")
+    assert problem(response, 400)["errors"] == {"metrics.auc": ["Expected a finite number."]}
+
+
+@pytest.mark.parametrize("name", ["fraud2\n", " fraud2", "fraud2 "])
+def test_a_name_is_matched_as_sent(owner_api, name):
+    response = owner_api.post("/api/v1/models/", {"name": name}, format="json")
+    problem(response, 400)
+    assert not RegisteredModel.objects.filter(name="fraud2").exists()
+
+
+def test_a_digest_with_a_trailing_line_break_is_refused(ci_api):
+    payload = version_payload("v", artifact_sha256=sha("v") + "\n")
+    response = ci_api.post("/api/v1/models/fraud/versions/", payload, format="json")
+    assert "artifact_sha256" in problem(response, 400)["errors"]
+
+
+def test_a_tag_name_with_a_trailing_line_break_is_refused(owner_api):
+    response = owner_api.patch("/api/v1/models/fraud/", {"tags": {"team\n": "x"}}, format="json")
+    assert "tags.team\n" in problem(response, 400)["errors"]
+
+
+def test_a_page_size_that_is_no_whole_number_is_refused(owner_api):
+    for size in ("ten", "0", "-1"):
+        body = problem(owner_api.get("/api/v1/models/", {"page_size": size}), 400)
+        assert list(body["errors"]) == ["page_size"]
+    assert owner_api.get("/api/v1/models/", {"page_size": 10_000}).status_code == 200
+
+
+def test_an_empty_query_parameter_is_read_as_left_out(owner_api):
+    for name in ("tag", "risk_tier", "page", "page_size", "search"):
+        response = owner_api.get("/api/v1/models/", {name: ""})
+        assert response.status_code == 200, (name, response.content)
+        assert response.json()["count"] == 1
+
+
+def test_text_is_taken_as_sent_and_white_space_alone_is_blank(ci_api):
+    blank = version_payload("blank", artifact_uri=" \u3000\t")
+    response = ci_api.post("/api/v1/models/fraud/versions/", blank, format="json")
+    assert "artifact_uri" in problem(response, 400)["errors"]
+    padded = version_payload("padded", description="  as sent  ")
+    response = ci_api.post("/api/v1/models/fraud/versions/", padded, format="json")
+    assert response.status_code == 201, response.content
+    assert response.json()["description"] == "  as sent  "

@@ -17,6 +17,7 @@ from rest_framework.utils.urls import remove_query_param, replace_query_param
 from rest_framework.views import APIView
 
 from audits.exports import (
+    CONTENT_TYPES,
     FORMATS,
     KIND_EVENTS,
     ExportStream,
@@ -25,7 +26,7 @@ from audits.exports import (
     jsonl_chunks,
     pdf_chunks,
 )
-from audits.filters import EventFilters
+from audits.filters import TEXT_LIMITS, EventFilters
 from audits.models import AuditExport
 from audits.selectors import (
     chain_head,
@@ -46,13 +47,33 @@ THROTTLE_EXPORT = "audit_export"
 THROTTLE_VERIFY = "audit_verify"
 THROTTLE_CHECKPOINT = "audit_checkpoint"
 
+MOMENT = {
+    "anyOf": [{"type": "string", "format": "date-time"}, {"type": "string", "format": "date"}]
+}
+
+
+def _text(name: str) -> dict:
+    return {"type": "string", "maxLength": TEXT_LIMITS[name]}
+
+
+def _whole(minimum: int, maximum: int | None = None) -> dict:
+    bounds = {"minimum": minimum, **({"maximum": maximum} if maximum is not None else {})}
+    return {"type": "integer", **bounds}
+
+
 FILTER_PARAMETERS = [
-    OpenApiParameter("since", str, description="ISO 8601 date or date-time, inclusive."),
-    OpenApiParameter("until", str, description="ISO 8601 date or date-time, exclusive."),
-    OpenApiParameter("model", str, description="A model name."),
-    OpenApiParameter("actor", str, description="A username, or `system`."),
-    OpenApiParameter("action", str, description="An action, or a family as `promotion.*`."),
-    OpenApiParameter("object_type", str),
+    OpenApiParameter(
+        "since", MOMENT, description="ISO 8601 date (midnight UTC) or date-time, inclusive."
+    ),
+    OpenApiParameter(
+        "until", MOMENT, description="ISO 8601 date or date-time, exclusive: after `since`."
+    ),
+    OpenApiParameter("model", _text("model"), description="A model name."),
+    OpenApiParameter("actor", _text("actor"), description="A username, or `system`."),
+    OpenApiParameter(
+        "action", _text("action"), description="An action, or a family as `promotion.*`."
+    ),
+    OpenApiParameter("object_type", _text("object_type")),
 ]
 
 
@@ -108,9 +129,15 @@ class AuditEventListApi(APIView):
         operation_id="audit_events_list",
         parameters=[
             *FILTER_PARAMETERS,
-            OpenApiParameter("after", int, description="Only events after this seq."),
-            OpenApiParameter("before", int, description="Only events before this seq."),
-            OpenApiParameter("page_size", int, description=f"1 to {MAX_PAGE_SIZE}."),
+            OpenApiParameter("after", _whole(0), description="Only events after this seq."),
+            OpenApiParameter(
+                "before",
+                _whole(1),
+                description="Only events before this seq (not with `after`).",
+            ),
+            OpenApiParameter(
+                "page_size", _whole(1, MAX_PAGE_SIZE), description=f"1 to {MAX_PAGE_SIZE}."
+            ),
         ],
         responses=inline_serializer(
             "AuditEventPage",
@@ -168,7 +195,10 @@ class AuditExportApi(APIView):
             *FILTER_PARAMETERS,
             OpenApiParameter("format", str, enum=list(FORMATS), description="Default jsonl."),
         ],
-        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
+        responses={
+            (200, media_type.partition(";")[0]): OpenApiTypes.BINARY
+            for media_type in CONTENT_TYPES.values()
+        },
     )
     def get(self, request):
         scope = audit_scope(request.user)
@@ -268,8 +298,13 @@ CHECKPOINT_FIELDS = {
 }
 
 
+CHECKPOINT = inline_serializer("AuditCheckpoint", CHECKPOINT_FIELDS)
+
+
 class AuditCheckpointListApi(APIView):
     """Signed checkpoints of the chain head, newest first; POST takes one now."""
+
+    pagination_class = api_settings.DEFAULT_PAGINATION_CLASS
 
     throttle_scope = THROTTLE_CHECKPOINT
 
@@ -283,12 +318,11 @@ class AuditCheckpointListApi(APIView):
 
     @extend_schema(
         operation_id="audit_checkpoints_list",
-        parameters=[OpenApiParameter("page", int), OpenApiParameter("page_size", int)],
-        responses=inline_serializer("AuditCheckpointPage", CHECKPOINT_FIELDS, many=True),
+        responses=type(CHECKPOINT)(many=True),
     )
     def get(self, request):
         self._require(request)
-        paginator = api_settings.DEFAULT_PAGINATION_CLASS()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(
             checkpoint_list().order_by("-seq", "-id"), request, view=self
         )
@@ -297,7 +331,7 @@ class AuditCheckpointListApi(APIView):
     @extend_schema(
         operation_id="audit_checkpoints_create",
         request=None,
-        responses={201: inline_serializer("AuditCheckpoint", CHECKPOINT_FIELDS)},
+        responses={201: CHECKPOINT},
     )
     def post(self, request):
         self._require(request)

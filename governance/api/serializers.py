@@ -18,6 +18,10 @@ class DecisionSerializer(serializers.Serializer):
     comment = CharField(max_length=TEXT_MAX, required=False, allow_blank=True, default="")
 
 
+class RejectionSerializer(serializers.Serializer):
+    comment = CharField(max_length=TEXT_MAX, help_text="Why: required, and not blank.")
+
+
 class ApprovalSerializer(serializers.ModelSerializer):
     reviewer = serializers.CharField(source="reviewer.username")
     valid = serializers.SerializerMethodField(help_text="Whether the approval still counts.")

@@ -7,10 +7,12 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.schema import problem
 from governance import selectors, services
 from governance.models import ApiToken
+from registry.api.serializers import CharField
 from registry.api.views import PaginatedApi, paginate
-from registry.errors import InvalidInput
+from registry.errors import NotFound
 
 
 class ApiTokenSerializer(serializers.ModelSerializer):
@@ -40,15 +42,17 @@ class ApiTokenCreatedSerializer(ApiTokenSerializer):
 
 
 class ApiTokenCreateSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
+    name = CharField(max_length=100, required=False, allow_blank=True, default="")
     expires_in_days = serializers.IntegerField(
         required=False,
         allow_null=True,
         default=None,
+        min_value=1,
+        max_value=settings.API_TOKEN_MAX_LIFETIME_DAYS,
         help_text=f"Days the token lives: {settings.API_TOKEN_LIFETIME_DAYS} when left "
         f"out, at most {settings.API_TOKEN_MAX_LIFETIME_DAYS}.",
     )
-    user = serializers.CharField(
+    user = CharField(
         required=False,
         allow_blank=True,
         default="",
@@ -61,8 +65,6 @@ class TokenListCreateApi(PaginatedApi):
         operation_id="tokens_list",
         parameters=[
             OpenApiParameter("user", str, description="Another account's (admins only)."),
-            OpenApiParameter("page", int),
-            OpenApiParameter("page_size", int),
         ],
         responses=ApiTokenSerializer(many=True),
     )
@@ -75,7 +77,7 @@ class TokenListCreateApi(PaginatedApi):
     @extend_schema(
         operation_id="tokens_create",
         request=ApiTokenCreateSerializer,
-        responses={201: ApiTokenCreatedSerializer},
+        responses={201: ApiTokenCreatedSerializer, 404: problem("No account of that name.")},
         description="Creates a token for yourself, or, as an admin, for a ci account. "
         "The secret is in this answer only. A token made with a token expires no later "
         "than that token.",
@@ -88,7 +90,7 @@ class TokenListCreateApi(PaginatedApi):
         if data["user"] and data["user"] != user.get_username():
             user = get_user_model().objects.filter(username=data["user"]).first()
             if user is None:
-                raise InvalidInput(
+                raise NotFound(
                     f"No account named {data['user']!r}.", errors={"user": ["No such account."]}
                 )
         token, secret = services.token_create(

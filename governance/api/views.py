@@ -1,14 +1,16 @@
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.schema import problem
 from governance import selectors, services
 from governance.api.serializers import (
     DecisionSerializer,
     PolicySerializer,
     PromotionRequestCreateSerializer,
     PromotionRequestSerializer,
+    RejectionSerializer,
 )
 from governance.models import Status
 from registry.api.views import PaginatedApi, choice_param, paginate
@@ -28,8 +30,6 @@ class PromotionListCreateApi(PaginatedApi):
             OpenApiParameter("status", str, enum=Status.values),
             OpenApiParameter("model", str, description="A model's name."),
             OpenApiParameter("awaiting_me", bool, description="Only requests I may still decide."),
-            OpenApiParameter("page", int),
-            OpenApiParameter("page_size", int),
         ],
         responses=PromotionRequestSerializer(many=True),
     )
@@ -45,8 +45,17 @@ class PromotionListCreateApi(PaginatedApi):
 
     @extend_schema(
         operation_id="promotions_create",
+        description="Requests a promotion; its checks start at once. Bringing an archived "
+        "version back to production needs a justification.",
         request=PromotionRequestCreateSerializer,
-        responses={201: PromotionRequestSerializer},
+        responses={
+            201: PromotionRequestSerializer,
+            404: problem("No such model or version, or one the caller may not see."),
+            409: problem(
+                "The version is already in that stage or cannot move to it, a request for "
+                "it is open, or no policy covers it."
+            ),
+        },
     )
     def post(self, request):
         serializer = PromotionRequestCreateSerializer(data=request.data)
@@ -65,49 +74,60 @@ class PromotionDetailApi(APIView):
 
 class _ActionApi(APIView):
     service = None
-    takes_comment = True
+    decision_serializer = DecisionSerializer
 
     def post(self, request, request_id: int):
         selectors.promotion_request_get(user=request.user, request_id=request_id)
         kwargs = {}
-        if self.takes_comment:
-            serializer = DecisionSerializer(data=request.data)
+        if self.decision_serializer is not None:
+            serializer = self.decision_serializer(data=request.data)
             serializer.is_valid(raise_exception=True)
             kwargs["comment"] = serializer.validated_data["comment"]
         type(self).service(actor=request.user, request_id=request_id, **kwargs)
         return Response(_detail(request_id, request.user))
 
 
-@extend_schema(
-    operation_id="promotions_approve",
+def _action_schema(operation_id: str, *, request, state: str):
+    return extend_schema_view(
+        post=extend_schema(
+            operation_id=operation_id,
+            request=request,
+            responses={200: PromotionRequestSerializer, 409: problem(state)},
+        )
+    )
+
+
+@_action_schema(
+    "promotions_approve",
     request=DecisionSerializer,
-    responses=PromotionRequestSerializer,
+    state="The request is not awaiting approval, or the caller already approved it.",
 )
 class PromotionApproveApi(_ActionApi):
     service = services.promotion_request_approve
 
 
-@extend_schema(
-    operation_id="promotions_reject",
-    request=DecisionSerializer,
-    responses=PromotionRequestSerializer,
+@_action_schema(
+    "promotions_reject",
+    request=RejectionSerializer,
+    state="The request is not awaiting approval.",
 )
 class PromotionRejectApi(_ActionApi):
     service = services.promotion_request_reject
+    decision_serializer = RejectionSerializer
 
 
-@extend_schema(operation_id="promotions_cancel", request=None, responses=PromotionRequestSerializer)
+@_action_schema("promotions_cancel", request=None, state="The request is no longer open.")
 class PromotionCancelApi(_ActionApi):
     service = services.promotion_request_cancel
-    takes_comment = False
+    decision_serializer = None
 
 
-@extend_schema(
-    operation_id="promotions_rerun_checks", request=None, responses=PromotionRequestSerializer
+@_action_schema(
+    "promotions_rerun_checks", request=None, state="The request's checks have not failed."
 )
 class PromotionRerunChecksApi(_ActionApi):
     service = services.promotion_request_rerun_checks
-    takes_comment = False
+    decision_serializer = None
 
 
 class PolicyListApi(PaginatedApi):

@@ -1,11 +1,14 @@
 import json
 import math
 import re
+import sys
 
+from django.core.validators import RegexValidator
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from config.json_input import JSONField
-from registry.cards import CARD_SECTIONS, validate_card
+from registry.cards import card_json_schema, validate_card
 from registry.models import (
     NAME_PATTERN,
     SHA256_PATTERN,
@@ -17,9 +20,20 @@ from registry.models import (
 
 DESCRIPTION_MAX = 10_000
 JSON_MAX_BYTES = 64 * 1024
-TAG_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_./-]{0,63}$")
+TAG_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_./-]{0,63}\Z")
 TAG_VALUE_MAX = 256
 TAGS_MAX = 50
+
+
+FLOAT_MAX = sys.float_info.max
+
+
+def _finite(value: int | float) -> bool:
+    # math.isfinite raises OverflowError for an integer past what a float holds.
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
 
 
 def _json_size(value) -> int:
@@ -36,22 +50,44 @@ class StringOnly:
         return super().to_internal_value(data)
 
 
+# A character that is white space neither in Python's sense nor in JSON Schema's
+# (ECMA-262's), spelled so that both read it alike: the schema's pattern and the server
+# agree on what a blank text is.
+NOT_BLANK = r"[^\s\x1c-\x1f\x85\ufeff]"
+
+
 class CharField(StringOnly, serializers.CharField):
-    pass
+    """Text as sent, not trimmed (so its length is the length the schema bounds); unless
+    blank is allowed, it must hold more than white space."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("trim_whitespace", False)
+        super().__init__(**kwargs)
+        if not self.allow_blank and not self.read_only:
+            self.validators.append(
+                RegexValidator(NOT_BLANK, message=self.error_messages["blank"], code="blank")
+            )
 
 
 class RegexField(StringOnly, serializers.RegexField):
-    pass
+    """Matched as the schema's pattern is read (ECMA-262): on the text as sent, not
+    trimmed, and with `$` at its very end rather than before a final line break."""
+
+    def __init__(self, regex, **kwargs):
+        kwargs.setdefault("trim_whitespace", False)
+        if isinstance(regex, str) and regex.endswith("$"):
+            regex = regex[:-1] + r"\Z"
+        super().__init__(regex, **kwargs)
 
 
+@extend_schema_field(card_json_schema())
 class CardField(JSONField):
     """A model card; see registry/cards.py for its sections."""
 
     default_error_messages = {"invalid": "Expected an object of card sections."}
 
     def __init__(self, **kwargs):
-        sections = "; ".join(f"`{k}` ({kind}): {help}" for k, (kind, help) in CARD_SECTIONS.items())
-        kwargs.setdefault("help_text", f"Model card sections, all optional: {sections}.")
+        kwargs.setdefault("help_text", "Model card sections, all optional; no other key.")
         kwargs.setdefault("required", False)
         super().__init__(**kwargs)
 
@@ -65,6 +101,14 @@ class CardField(JSONField):
         return clean
 
 
+@extend_schema_field(
+    {
+        "type": "object",
+        "maxProperties": TAGS_MAX,
+        "propertyNames": {"pattern": TAG_KEY.pattern.removesuffix("\\Z") + "$"},
+        "additionalProperties": {"type": "string", "maxLength": TAG_VALUE_MAX},
+    }
+)
 class TagsField(JSONField):
     def __init__(self, **kwargs):
         kwargs.setdefault("help_text", 'An object of string tags, e.g. {"team": "risk"}.')
@@ -90,6 +134,14 @@ class TagsField(JSONField):
         return data
 
 
+@extend_schema_field(
+    {
+        "type": "object",
+        "propertyNames": {"maxLength": 128},
+        # What a float holds: a metric is compared as one.
+        "additionalProperties": {"type": "number", "minimum": -FLOAT_MAX, "maximum": FLOAT_MAX},
+    }
+)
 class MetricsField(JSONField):
     def __init__(self, **kwargs):
         kwargs.setdefault("help_text", "An object of metric name -> number.")
@@ -106,7 +158,7 @@ class MetricsField(JSONField):
                 errors[key] = ["Metric names are at most 128 characters."]
             elif isinstance(value, bool) or not isinstance(value, int | float):
                 errors[key] = ["Expected a number."]
-            elif not math.isfinite(value):
+            elif not _finite(value):
                 errors[key] = ["Expected a finite number."]
         if errors:
             raise serializers.ValidationError(errors)
@@ -115,6 +167,7 @@ class MetricsField(JSONField):
         return data
 
 
+@extend_schema_field({"type": "object"})
 class ParamsField(JSONField):
     def __init__(self, **kwargs):
         kwargs.setdefault("help_text", "An object of training parameters (any JSON values).")
@@ -153,6 +206,8 @@ class SharedFields:
 
 
 class LineageSerializer(serializers.Serializer):
+    schema_extra = {"additionalProperties": False}
+
     dataset_uri = CharField(max_length=2048, required=False, allow_blank=True)
     dataset_sha256 = RegexField(
         SHA256_PATTERN,
@@ -197,6 +252,8 @@ class StrictSerializer(serializers.Serializer):
 
 
 class RegisteredModelInputSerializer(StrictSerializer):
+    """A model to create."""
+
     name = RegexField(
         NAME_PATTERN,
         max_length=128,
@@ -213,6 +270,8 @@ class RegisteredModelInputSerializer(StrictSerializer):
 
 
 class RegisteredModelUpdateSerializer(StrictSerializer):
+    """The fields of a model that change."""
+
     read_only_messages = {
         "name": "A model cannot be renamed.",
         "latest_versions": "Read-only.",
@@ -266,6 +325,8 @@ class RegisteredModelDetailSerializer(RegisteredModelSerializer):
 
 
 class ModelVersionInputSerializer(SharedFields, StrictSerializer):
+    """A version to register: its artifact, figures and lineage."""
+
     read_only_messages = {
         "stage": "The stage changes only through a promotion request.",
         "version": "Version numbers are assigned by the registry.",
@@ -290,6 +351,8 @@ class ModelVersionInputSerializer(SharedFields, StrictSerializer):
 
 
 class ModelVersionUpdateSerializer(StrictSerializer):
+    """The fields of a registered version that change."""
+
     read_only_messages = {
         "stage": "The stage changes only through a promotion request.",
         "version": "Read-only.",
@@ -309,6 +372,8 @@ class ModelVersionUpdateSerializer(StrictSerializer):
 
 
 class ModelVersionSerializer(SharedFields, serializers.ModelSerializer):
+    """A registered version."""
+
     model = CharField(source="model.name", read_only=True)
     created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
 
@@ -337,6 +402,8 @@ class ModelVersionSerializer(SharedFields, serializers.ModelSerializer):
 
 
 class GrantSerializer(serializers.Serializer):
+    schema_extra = {"oneOf": [{"required": ["user"]}, {"required": ["group"]}]}
+
     permission = serializers.ChoiceField(choices=["change", "review"])
     user = CharField(max_length=150, required=False)
     group = CharField(max_length=150, required=False)

@@ -13,6 +13,7 @@ from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from config.json_input import JSONParser
+from config.schema import problem
 from governance.authentication import (
     ApiTokenAuthentication,
     Remembered,
@@ -58,10 +59,13 @@ def choice_param(request, name: str, choices: list[str]) -> str | None:
 
 
 class PaginatedApi(APIView):
+    # Named here as on DRF's generic views, so the schema documents the page envelope.
+    pagination_class = api_settings.DEFAULT_PAGINATION_CLASS
+
     @property
     def paginator(self):
         if not hasattr(self, "_paginator"):
-            self._paginator = api_settings.DEFAULT_PAGINATION_CLASS()
+            self._paginator = self.pagination_class()
         return self._paginator
 
 
@@ -70,16 +74,16 @@ class ModelListCreateApi(PaginatedApi):
         operation_id="models_list",
         parameters=[
             OpenApiParameter("search", str, description="Substring of the name or description."),
-            OpenApiParameter("tag", str, description="A tag as key:value."),
+            OpenApiParameter(
+                "tag", {"type": "string", "pattern": "^[^:]+:"}, description="A tag as key:value."
+            ),
             OpenApiParameter("risk_tier", str, enum=RiskTier.values),
-            OpenApiParameter("page", int),
-            OpenApiParameter("page_size", int),
         ],
         responses=RegisteredModelSerializer(many=True),
     )
     def get(self, request):
         tag = request.query_params.get("tag")
-        if tag is not None:
+        if tag:
             key, sep, value = tag.partition(":")
             if not sep or not key:
                 raise InvalidInput(
@@ -97,7 +101,10 @@ class ModelListCreateApi(PaginatedApi):
     @extend_schema(
         operation_id="models_create",
         request=RegisteredModelInputSerializer,
-        responses={201: RegisteredModelDetailSerializer},
+        responses={
+            201: RegisteredModelDetailSerializer,
+            409: problem("A model of that name exists."),
+        },
     )
     def post(self, request):
         serializer = RegisteredModelInputSerializer(data=request.data)
@@ -121,7 +128,10 @@ class ModelDetailApi(APIView):
     @extend_schema(
         operation_id="models_update",
         request=RegisteredModelUpdateSerializer,
-        responses=RegisteredModelDetailSerializer,
+        responses={
+            200: RegisteredModelDetailSerializer,
+            409: problem("The risk tier cannot be lowered while a promotion request is open."),
+        },
     )
     def patch(self, request, name: str):
         model = selectors.registered_model_get(user=request.user, name=name)
@@ -239,8 +249,6 @@ class VersionListCreateApi(PaginatedApi):
         operation_id="versions_list",
         parameters=[
             OpenApiParameter("stage", str, enum=Stage.values),
-            OpenApiParameter("page", int),
-            OpenApiParameter("page_size", int),
         ],
         responses=ModelVersionSerializer(many=True),
     )
@@ -307,6 +315,9 @@ _GRANTS = inline_serializer(
 )
 
 
+_NO_PRINCIPAL = problem("No such model, user or group, or a model the caller may not see.")
+
+
 class ModelGrantsApi(APIView):
     """Object permissions on one model: `change` (edit it and its versions) and
     `review` (approve its promotions; when anyone holds it, only they may)."""
@@ -316,11 +327,19 @@ class ModelGrantsApi(APIView):
         model = selectors.registered_model_get(user=request.user, name=name)
         return Response({"grants": selectors.model_grants(model)})
 
-    @extend_schema(operation_id="models_grants_create", request=GrantSerializer, responses=_GRANTS)
+    @extend_schema(
+        operation_id="models_grants_create",
+        request=GrantSerializer,
+        responses={200: _GRANTS, 404: _NO_PRINCIPAL},
+    )
     def post(self, request, name: str):
         return self._change(request, name, revoke=False)
 
-    @extend_schema(operation_id="models_grants_delete", request=GrantSerializer, responses=_GRANTS)
+    @extend_schema(
+        operation_id="models_grants_delete",
+        request=GrantSerializer,
+        responses={200: _GRANTS, 404: _NO_PRINCIPAL},
+    )
     def delete(self, request, name: str):
         return self._change(request, name, revoke=True)
 
