@@ -1,4 +1,5 @@
 import hashlib
+import threading
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -189,6 +190,9 @@ class RememberedTokens:
     def __init__(self, size: int = 256):
         self.size = size
         self._by_hash: dict[str, Remembered] = {}
+        # A gthread worker's threads share this memory: iterating for the oldest entry
+        # while another thread changes the dict would raise.
+        self._lock = threading.Lock()
 
     def get(self, secret: str) -> Remembered | None:
         return self._by_hash.get(hash_token(secret))
@@ -198,17 +202,20 @@ class RememberedTokens:
         if epoch is None or connection.vendor != "postgresql":
             return  # no trigger moves the epoch here: nothing could tell a memory is stale
         key_hash = hash_token(secret)
-        self._by_hash.pop(key_hash, None)
-        while len(self._by_hash) >= self.size:
-            self._by_hash.pop(next(iter(self._by_hash)), None)
-        self._by_hash[key_hash] = Remembered(key_hash, user, token, epoch)
+        with self._lock:
+            self._by_hash.pop(key_hash, None)
+            while len(self._by_hash) >= self.size:
+                self._by_hash.pop(next(iter(self._by_hash)), None)
+            self._by_hash[key_hash] = Remembered(key_hash, user, token, epoch)
 
     def forget(self, remembered: Remembered) -> None:
-        if self._by_hash.get(remembered.key_hash) is remembered:
-            self._by_hash.pop(remembered.key_hash, None)
+        with self._lock:
+            if self._by_hash.get(remembered.key_hash) is remembered:
+                self._by_hash.pop(remembered.key_hash, None)
 
     def clear(self) -> None:
-        self._by_hash.clear()
+        with self._lock:
+            self._by_hash.clear()
 
 
 class TokenUses:
@@ -222,26 +229,29 @@ class TokenUses:
     def __init__(self, size: int = 4096):
         self.size = size
         self._written: dict[int, float] = {}
+        self._lock = threading.Lock()  # shared by a gthread worker's threads
 
     def record(self, token_id: int) -> None:
         interval = settings.API_TOKEN_LAST_USE_INTERVAL
         now = time.monotonic()
-        written = self._written.pop(token_id, None)
-        if written is not None and now - written < interval:
-            self._written[token_id] = written
-            return
-        while len(self._written) >= self.size:
-            # The oldest first; forgetting one early costs one write that finds
-            # nothing to change.
-            self._written.pop(next(iter(self._written)), None)
-        self._written[token_id] = now
+        with self._lock:
+            written = self._written.pop(token_id, None)
+            if written is not None and now - written < interval:
+                self._written[token_id] = written
+                return
+            while len(self._written) >= self.size:
+                # The oldest first; forgetting one early costs one write that finds
+                # nothing to change.
+                self._written.pop(next(iter(self._written)), None)
+            self._written[token_id] = now
         stale = Q(last_used_at__isnull=True) | Q(
             last_used_at__lt=Now() - timedelta(seconds=interval)
         )
         ApiToken.objects.filter(stale, pk=token_id).update(last_used_at=Now())
 
     def clear(self) -> None:
-        self._written.clear()
+        with self._lock:
+            self._written.clear()
 
 
 class ApiTokenAuthentication(authentication.BaseAuthentication):
