@@ -113,6 +113,9 @@ def load_json(path: str, what: str) -> Any:
         raise VerificationInputError(f"Cannot read the {what} {path}: {exc.strerror}") from exc
     except ValueError as exc:
         raise VerificationInputError(f"The {what} {path} is not JSON: {exc}") from exc
+    except RecursionError as exc:
+        # The decoder unwinds cleanly from a document nested past the recursion limit.
+        raise VerificationInputError(f"The {what} {path} is nested too deeply.") from exc
 
 
 def load_checkpoints(paths: Iterable[str]) -> list[Checkpoint]:

@@ -185,3 +185,12 @@ def test_a_checkpoint_file_beside_an_export_needs_a_key_too(export):
 def test_trusting_the_embedded_key_is_for_files_only(known_log):
     with pytest.raises(CommandError, match="goes with --file"):
         call_command("verify_audit", "--trust-embedded-key")
+
+
+def test_a_manifest_nested_past_any_sense_is_refused_not_a_crash(export, tmp_path):
+    path, _, _, key = export
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 10_000 + "]" * 10_000)
+    for option in ("--manifest", "--checkpoint"):
+        with pytest.raises(CommandError, match="nested too deeply"):
+            call_command("verify_audit", "--file", path, option, str(deep), "--public-key", key)
