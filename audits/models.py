@@ -15,6 +15,8 @@ class ChainHead(models.Model):
     id = models.PositiveSmallIntegerField(primary_key=True, default=1)
     seq = models.BigIntegerField(default=0)
     hash = models.CharField(max_length=64, default=GENESIS_HASH)
+    # The last event's time: the next event's is the database clock, or this if later.
+    occurred_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -26,9 +28,9 @@ class ChainHead(models.Model):
 
 
 class AuditEvent(models.Model):
-    """One entry of the append-only, hash-chained log. Written only by audits.record()
-    and, for version registrations on PostgreSQL, by the statement audits.statement
-    builds to the same rules."""
+    """One entry of the append-only, hash-chained log. Built only by audits.events.build()
+    and written only by audits.writer: append() (for record() and the bulk import)
+    and append_statement() (a registration's one statement on PostgreSQL)."""
 
     seq = models.BigIntegerField(primary_key=True)
     occurred_at = models.DateTimeField()

@@ -1,24 +1,22 @@
-"""record(): the writer of the audit log (audits.statement writes the same events inside
-one SQL statement); the records of exports and checkpoints."""
+"""record(): one audited change's event, built by audits.events and written by
+audits.writer; the records of exports and checkpoints."""
 
-import json
 import re
 import uuid
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.core.serializers.json import DjangoJSONEncoder
-from django.db import connection, models, transaction
+from django.db import models, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from audits.chain import compute_hash, format_time
+from audits.chain import format_time
 from audits.context import current
-from audits.models import ActorKind, AuditCheckpoint, AuditEvent, AuditExport, ChainHead
+from audits.events import build
+from audits.models import ActorKind, AuditCheckpoint, AuditEvent, AuditExport
 from audits.signing import sign_document
-from config.rows import for_update, insert_row, table
+from audits.writer import append, lock_head
 
 CHECKPOINT_KIND = "audit_checkpoint"
 
@@ -51,42 +49,6 @@ def actor_fields(actor) -> tuple[str, str, int | None]:
     return actor.get_username(), kind, actor.pk
 
 
-def _stored_float(text: str) -> float | int:
-    """A float as the JSON column gives it back. PostgreSQL's jsonb keeps numbers as
-    decimals: 1e+16 comes back as 10000000000000000 (an int to Python) and -0.0 as 0.0,
-    so hashing the float as written would fail verification there."""
-    if "e+" in text or "E+" in text:
-        return int(Decimal(text))
-    value = float(text)
-    return 0.0 if value == 0 else value
-
-
-def normalise(data: dict[str, Any]) -> dict[str, Any]:
-    # Round-trip through JSON so the hash covers exactly what the JSON column returns
-    # (dates become strings, tuples lists); NaN has no JSON form and is refused.
-    return json.loads(
-        json.dumps(data, cls=DjangoJSONEncoder, allow_nan=False), parse_float=_stored_float
-    )
-
-
-def lock_head() -> ChainHead:
-    head = _locked_head()
-    if head is None:
-        ChainHead.objects.bulk_create([ChainHead(pk=1)], ignore_conflicts=True)
-        head = _locked_head()
-    return head
-
-
-def _locked_head() -> ChainHead | None:
-    # Every audited change runs this; a statement built once costs a fraction of the ORM's.
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT seq, hash FROM {table(ChainHead)} WHERE id = 1{for_update()}"  # noqa: S608
-        )
-        row = cursor.fetchone()
-    return None if row is None else ChainHead(id=1, seq=row[0], hash=row[1])
-
-
 def record(
     *,
     actor,
@@ -94,15 +56,16 @@ def record(
     obj: models.Model | None = None,
     object_type: str | None = None,
     object_id: str | int | None = None,
-    object_repr: str | None = None,
+    object_repr: str | tuple[str, int] | None = None,
     model: str | None = None,
     data: dict[str, Any] | None = None,
 ) -> AuditEvent:
     """Append one event to the chain, inside the caller's transaction.
 
-    The head row is locked last and held only to commit, so concurrent writers queue
-    on it in commit order: seq has no gap (a rolled-back writer releases the lock
-    without having advanced the head) and the chain never forks.
+    The event is built by audits.events and written by audits.writer, which locks the
+    head row last and holds it only to commit, so concurrent writers queue on it in
+    commit order: seq has no gap (a rolled-back writer releases the lock without
+    having advanced the head) and the chain never forks. Its time is the database's.
     """
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("audits.record() must be called inside transaction.atomic()")
@@ -114,50 +77,20 @@ def record(
         raise ValueError("record() needs obj, or object_type and object_id")
     actor_name, actor_kind, actor_user_id = actor_fields(actor)
     context = current()
-    payload = normalise(data or {})
-
-    head = lock_head()
-    seq = head.seq + 1
-    occurred_at = timezone.now()
-    body = {
-        "seq": seq,
-        "occurred_at": format_time(occurred_at),
-        "actor": actor_name,
-        "actor_kind": str(actor_kind),
-        "action": action,
-        "object_type": object_type,
-        "object_id": str(object_id),
-        "object_repr": (object_repr or "")[:200],
-        "model": model,
-        "data": payload,
-        "request_id": context.request_id,
-        "ip": context.ip,
-    }
-    digest = compute_hash(head.hash, body)
-    event = AuditEvent(
-        seq=seq,
-        occurred_at=occurred_at,
+    event = build(
         actor=actor_name,
-        actor_user_id=actor_user_id,
         actor_kind=actor_kind,
+        actor_user_id=actor_user_id,
         action=action,
         object_type=object_type,
-        object_id=body["object_id"],
-        object_repr=body["object_repr"],
+        object_id=object_id,
+        object_repr=object_repr,
         model=model,
-        data=payload,
+        data=data,
         request_id=context.request_id,
         ip=context.ip,
-        prev_hash=head.hash,
-        hash=digest,
     )
-    insert_row(event)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {table(ChainHead)} SET seq = %s, hash = %s WHERE id = 1",  # noqa: S608
-            [seq, digest],
-        )
-    return event
+    return append([event])
 
 
 def audit_export_create(

@@ -10,9 +10,11 @@ from django.contrib.auth.models import AbstractBaseUser, Group
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, transaction
 from guardian.shortcuts import assign_perm, remove_perm
 
+from audits.context import current
 from audits.durability import ASYNC_COMMIT, flush_wal
-from audits.services import record
-from audits.statement import Computed, event_statement
+from audits.events import Computed, build
+from audits.services import actor_fields, record
+from audits.writer import append_statement
 from config.rows import Condition, insert_row, quote, table
 from registry.errors import Conflict, Forbidden, InvalidInput, NotFound, Unconfirmed
 from registry.evaluation import EvaluationSpec, parse_upload
@@ -192,28 +194,19 @@ def _registration_sql() -> tuple[str, tuple]:
     return sql, tuple(fields)
 
 
-def _register_in_one_statement(
-    version: ModelVersion, name: str, condition: Condition | None = None
-) -> ModelVersion | None:
-    """PostgreSQL: claim the number, insert the version and append its audit event in
-    one statement, which commits or fails as a unit; None when it changed nothing
-    (the artifact is registered already, there is no such model, or the audit log has
-    no head yet) or the event cannot be written this way, for the general path.
-
-    Outside a transaction it is a transaction of its own, with no BEGIN or COMMIT to
-    send, committed asynchronously and on disk before this returns; inside one, a
-    savepoint lets a lost race be answered like a retry. A `condition` is required
-    with the audit log's own before the number is claimed.
-    """
-    event = event_statement(
-        actor=version.created_by,
-        action="model_version.registered",
-        object_type="model_version",
-        object_id=Computed("registered.id"),
-        object_repr=(f"{name} v", Computed("registered.version")),
-        model=name,
-        data={
-            "version": Computed("registered.version"),
+def _registration_event(
+    version: ModelVersion, name: str, *, id: int | Computed, number: int | Computed
+) -> dict[str, Any]:
+    """model_version.registered, for record() and for the one statement alike: the
+    version's id and number are Computed where that statement hands them out."""
+    return {
+        "action": "model_version.registered",
+        "object_type": "model_version",
+        "object_id": id,
+        "object_repr": (f"{name} v", number),
+        "model": name,
+        "data": {
+            "version": number,
             "artifact_uri": version.artifact_uri,
             "artifact_sha256": version.artifact_sha256,
             "artifact_size": version.artifact_size,
@@ -221,11 +214,38 @@ def _register_in_one_statement(
             "metrics": version.metrics,
             "lineage": version.lineage,
         },
+    }
+
+
+def _register_in_one_statement(
+    version: ModelVersion, name: str, condition: Condition | None = None
+) -> ModelVersion | None:
+    """PostgreSQL: claim the number, insert the version and append its audit event in
+    one statement, which commits or fails as a unit; None when it changed nothing
+    (the artifact is registered already, there is no such model, or the audit log has
+    no head yet), for the general path.
+
+    Outside a transaction it is a transaction of its own, with no BEGIN or COMMIT to
+    send, committed asynchronously and on disk before this returns; inside one, a
+    savepoint lets a lost race be answered like a retry. A `condition` is required
+    with the audit log's own before the number is claimed.
+    """
+    actor_name, actor_kind, actor_user_id = actor_fields(version.created_by)
+    context = current()
+    event = append_statement(
+        build(
+            actor=actor_name,
+            actor_kind=actor_kind,
+            actor_user_id=actor_user_id,
+            **_registration_event(
+                version, name, id=Computed("registered.id"), number=Computed("registered.version")
+            ),
+            request_id=context.request_id,
+            ip=context.ip,
+        ),
         after="registered",
         returning="registered.id, registered.model_id, registered.version",
     )
-    if event is None:
-        return None
     prefix, fields = _registration_sql()
     # The connection itself, not the proxy, which looks it up on every attribute.
     db = connections[DEFAULT_DB_ALIAS]
@@ -348,18 +368,7 @@ def model_version_register(
             insert_row(version)
             record(
                 actor=actor,
-                action="model_version.registered",
-                obj=version,
-                model=name,
-                data={
-                    "version": number,
-                    "artifact_uri": artifact_uri,
-                    "artifact_sha256": artifact_sha256,
-                    "artifact_size": artifact_size,
-                    "framework": framework,
-                    "metrics": version.metrics,
-                    "lineage": version.lineage,
-                },
+                **_registration_event(version, name, id=version.pk, number=number),
             )
     except IntegrityError:
         # A registration of the same artifact committed while this one waited for the

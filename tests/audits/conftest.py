@@ -91,6 +91,9 @@ TIMES = [
     "2026-03-02T14:30:01.000001Z",
     "2026-03-03T08:00:00.000000Z",
 ]
+# The same events without their own times, for appending after events dated now: the
+# database's clock dates them, since a log's time never runs backwards along seq.
+UNDATED = [{key: value for key, value in event.items() if key != "occurred_at"} for event in KNOWN]
 
 
 def contract_hash(prev_hash: str, body: dict) -> str:

@@ -20,7 +20,7 @@ from audits.services import audit_checkpoint_create, checkpoint_document
 from audits.tasks import audit_checkpoint
 from audits.triggers import every_statement
 from config.celery import app
-from tests.audits.conftest import KNOWN, download
+from tests.audits.conftest import KNOWN, UNDATED, download
 from tests.audits.conftest import verify_audit as verify
 
 pytestmark = pytest.mark.django_db
@@ -126,7 +126,7 @@ def test_compliance_takes_and_lists_checkpoints_over_http(known_log, reader):
 
 def test_verify_audit_checks_the_log_against_its_checkpoints(known_log):
     checkpoint()
-    append_events(KNOWN[:1])
+    append_events(UNDATED[:1])
     checkpoint()
     code, message = verify()
     assert code == 0, message
@@ -158,7 +158,7 @@ def test_removing_the_newest_events_is_caught_by_a_checkpoint(known_log, tmp_pat
 def test_a_rewritten_chain_is_caught_by_a_checkpoint(db):
     append_events(KNOWN[:2])
     checkpoint()  # seq 2, event 3
-    append_events(KNOWN[2:])
+    append_events(UNDATED[2:])
     checkpoint()  # seq 6, event 7
     rewrite_from(4)
 
