@@ -27,25 +27,17 @@ from typing import Any, NamedTuple
 
 from django.db import DEFAULT_DB_ALIAS, connection
 
-from audits.chain import format_time
+from audits.chain import BODY_FIELDS, format_time
 from audits.events import Computed, Event, Fragment, Spliced, fragments
 from audits.models import AuditEvent, ChainHead
 from config.rows import for_update, insert_row, quote, table
 
+# The body's fields in their order, the acting user's row beside the actor's name, and
+# the chain's two hashes.
 COLUMNS = (
-    "seq",
-    "occurred_at",
-    "actor",
+    *BODY_FIELDS[: BODY_FIELDS.index("actor") + 1],
     "actor_user_id",
-    "actor_kind",
-    "action",
-    "object_type",
-    "object_id",
-    "object_repr",
-    "model",
-    "data",
-    "request_id",
-    "ip",
+    *BODY_FIELDS[BODY_FIELDS.index("actor") + 1 :],
     "prev_hash",
     "hash",
 )
