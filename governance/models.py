@@ -262,14 +262,23 @@ class CheckRun(models.Model):
 
 class SignInBurst(models.Model):
     """Failed sign-ins of one username from one address that the audit log does not hold
-    yet. A burst is written to it once, with its count, when it locks the username or
-    the address out, when it ends in a sign-in, or when its window passes; so attempts,
-    however many, never write to the log one by one."""
+    yet (governance.services.sign_ins). A burst is written to it once, with its counts,
+    when it ends (its cool-off passes, or a sign-in ends it) and every cool-off while it
+    goes on; so attempts, however many, never write to the log one by one."""
 
     username = models.CharField(max_length=255)
     address = models.CharField(max_length=45, blank=True)  # "" when the client has none
     path = models.CharField(max_length=255, blank=True)
     failures = models.PositiveIntegerField(default=0)
+    # Of the failures, those django-axes refused, before any password was checked,
+    # because the username or the address was locked out.
+    refused = models.PositiveIntegerField(default=0)
+    # Attempts refused because this burst locked its address (naming other usernames)
+    # or its username (from other addresses) out.
+    refused_other_usernames = models.PositiveIntegerField(default=0)
+    refused_other_addresses = models.PositiveIntegerField(default=0)
+    locked_username = models.BooleanField(default=False)
+    locked_address = models.BooleanField(default=False)
     first_failed_at = models.DateTimeField()
     last_failed_at = models.DateTimeField()
 
@@ -281,3 +290,8 @@ class SignInBurst(models.Model):
 
     def __str__(self) -> str:
         return f"{self.failures} failed sign-ins as {self.username!r} from {self.address or '?'}"
+
+    @property
+    def is_empty(self) -> bool:
+        """Nothing counted since the burst was last recorded."""
+        return not (self.failures or self.refused_other_usernames or self.refused_other_addresses)

@@ -42,20 +42,21 @@ class SignInAttemptHandler(AxesDatabaseHandler):
     def is_allowed(self, request, credentials=None) -> bool:
         allowed = super().is_allowed(request, credentials)
         if not allowed:
-            # Axes' backend refuses the attempt before any password is checked; axes
-            # still counts it, the audit does not.
+            # Axes' backend refuses the attempt before any password is checked; it is
+            # counted all the same, by axes and in the audit's burst.
             request.sign_in_refused = True
         return allowed
 
     def user_login_failed(self, sender, credentials, request=None, **kwargs):
         super().user_login_failed(sender, credentials, request, **kwargs)
-        if request is None or getattr(request, "sign_in_refused", False):
+        if request is None:
             return
         sign_in_failure_count(
             username=get_client_username(request, credentials) or "",
             address=request.axes_ip_address,
             path=getattr(request, "path", None),
             locked_by=self.locked_by(request, credentials) if request.axes_locked_out else [],
+            refused=getattr(request, "sign_in_refused", False),
         )
 
     def locked_by(self, request, credentials) -> list[str]:

@@ -98,16 +98,16 @@ def test_twenty_failures_lock_the_username_and_leave_one_event_with_their_count(
 
     # The tenth failure locks out; it and every attempt after it get the lockout page.
     assert statuses == [200] * (LIMIT - 1) + [429] * (20 - LIMIT + 1)
-    with mock.patch.object(ModelBackend, "authenticate", autospec=True) as password_check:
-        refused = sign_in(client, "olivia", PASSWORD)
-    assert refused.status_code == 429
-    assert password_check.call_count == 0  # refused before any password is checked
-    assert not signed_in(client)
-    page = refused.content.decode()
+    page = sign_in(client, "olivia", "guess-20").content.decode()
     assert "Too many failed sign-ins for this username or from this address" in page
     assert "Try again in 15 minutes" in page
     assert 'id="login-form"' in page
+    # While the burst goes on, the attempts write nothing to the audit log.
+    assert events_since(start) == []
 
+    # When its cool-off passes, the burst is recorded once, with every attempt counted:
+    # the ten that reached the limit and the eleven refused after it.
+    assert window_passes() == 1
     events = events_since(start)
     assert [(e.action, e.actor, e.object_type, e.object_id, e.object_repr) for e in events] == [
         ("auth.login_failed", "system", "user", str(olivia.pk), "olivia")
@@ -116,14 +116,66 @@ def test_twenty_failures_lock_the_username_and_leave_one_event_with_their_count(
         "username": "olivia",
         "known_user": True,
         "path": "/admin/login/",
-        "failures": LIMIT,
+        "failures": 21,
+        "refused": 21 - LIMIT,
+        "refused_other_usernames": 0,
+        "refused_other_addresses": 0,
         "locked_out": True,
         "locked_by": ["username", "ip_address"],
+        "continues": False,
     }
     assert events[0].ip == ATTACKER
-    # The burst was closed when it locked out: its window passing writes nothing more.
     assert window_passes() == 0
     assert len(events_since(start)) == 1
+
+
+def test_a_locked_out_attempt_is_refused_before_its_password_is_checked(olivia):
+    client = browser()
+    for i in range(LIMIT):
+        sign_in(client, "olivia", f"guess-{i}")
+
+    with mock.patch.object(ModelBackend, "authenticate", autospec=True) as password_check:
+        refused = sign_in(client, "olivia", PASSWORD)
+
+    assert refused.status_code == 429
+    assert password_check.call_count == 0
+    assert not signed_in(client)
+    window_passes()
+    [event] = AuditEvent.objects.filter(action="auth.login_failed")
+    assert (event.data["failures"], event.data["refused"]) == (LIMIT + 1, 1)
+
+
+def test_a_burst_kept_going_is_recorded_every_cool_off(olivia):
+    from governance.models import SignInBurst
+
+    client = browser()
+    start = mark()
+    for i in range(LIMIT + 2):
+        sign_in(client, "olivia", f"guess-{i}")
+    # The attacker keeps trying for longer than one cool-off: the sweep records what the
+    # burst counted so far and leaves it open, still holding its lock.
+    SignInBurst.objects.update(first_failed_at=timezone.now() - timedelta(minutes=16))
+    from governance.services.sign_ins import sign_in_bursts_record
+
+    assert sign_in_bursts_record() == 1
+    assert sign_in_bursts_record() == 0
+    for i in range(3):
+        assert sign_in(client, "olivia", f"more-{i}").status_code == 429
+    assert sign_in(browser(ELSEWHERE), "olivia", PASSWORD).status_code == 429
+    assert window_passes() == 1
+
+    first, rest = events_since(start)
+    assert (first.data["failures"], first.data["refused"], first.data["continues"]) == (
+        LIMIT + 2,
+        2,
+        True,
+    )
+    assert [
+        rest.data[key]
+        for key in ("failures", "refused", "refused_other_addresses", "locked_by", "continues")
+    ] == [3, 3, 1, ["username", "ip_address"], False]
+    assert first.data["last_failed_at"] <= rest.data["first_failed_at"]
+    assert not SignInBurst.objects.exists()
 
 
 def test_the_lock_holds_the_username_everywhere_and_the_address_for_everyone(olivia, rita):
@@ -147,40 +199,72 @@ def test_an_address_trying_many_usernames_is_locked_and_each_burst_is_recorded(o
 
     statuses = [sign_in(client, name, "guess").status_code for name in names]
     assert statuses == [200] * (LIMIT - 1) + [429]
-    assert sign_in(client, "rita", PASSWORD).status_code == 429
+    # Spraying on from the locked address: each attempt is refused and counted in the
+    # burst that locked the address, not in one of its own.
+    sprayed = [f"spray{i}" for i in range(25)] + ["rita"]
+    assert {sign_in(client, name, PASSWORD).status_code for name in sprayed} == {429}
+    assert events_since(start) == []
 
-    # The lockout is recorded at once; the lone failures of the other usernames when
-    # their window passes, each once, with its count.
-    [locked] = events_since(start)
-    assert (locked.object_repr, burst_data(locked)) == (
-        "olivia",
-        {
-            "username": "olivia",
-            "known_user": True,
-            "path": "/admin/login/",
-            "failures": 1,
-            "locked_out": True,
-            "locked_by": ["ip_address"],
-        },
-    )
-    assert window_passes() == LIMIT - 1
-    lone = events_since(locked.seq)
-    assert [(e.action, e.ip, burst_data(e)) for e in lone] == [
+    # When the cool-off passes: the lone failures of the other usernames, each once with
+    # its count, and the burst that locked the address, with the attempts it refused.
+    assert window_passes() == LIMIT
+    events = events_since(start)
+    assert [(e.action, e.ip, e.object_repr, burst_data(e)) for e in events] == [
         (
             "auth.login_failed",
             ATTACKER,
+            name,
             {
                 "username": name,
                 "known_user": False,
                 "path": "/admin/login/",
                 "failures": 1,
+                "refused": 0,
+                "refused_other_usernames": 0,
+                "refused_other_addresses": 0,
                 "locked_out": False,
                 "locked_by": [],
+                "continues": False,
             },
         )
         for name in names[:-1]
+    ] + [
+        (
+            "auth.login_failed",
+            ATTACKER,
+            "olivia",
+            {
+                "username": "olivia",
+                "known_user": True,
+                "path": "/admin/login/",
+                "failures": 1,
+                "refused": 0,
+                "refused_other_usernames": len(sprayed),
+                "refused_other_addresses": 0,
+                "locked_out": True,
+                "locked_by": ["ip_address"],
+                "continues": False,
+            },
+        )
     ]
     assert window_passes() == 0
+
+
+def test_many_addresses_trying_one_username_leave_an_event_per_address_until_it_locks(olivia):
+    start = mark()
+    addresses = [f"192.0.2.{i}" for i in range(LIMIT)]
+    statuses = [sign_in(browser(a), "olivia", "guess").status_code for a in addresses]
+    assert statuses == [200] * (LIMIT - 1) + [429]
+    # Once the username is locked, attempts from yet more addresses open no bursts.
+    more = [f"198.51.100.{i}" for i in range(30)]
+    assert {sign_in(browser(a), "olivia", PASSWORD).status_code for a in more} == {429}
+
+    assert window_passes() == LIMIT
+    events = events_since(start)
+    assert [e.ip for e in events] == addresses
+    locked = events[-1].data
+    assert (locked["locked_by"], locked["refused_other_addresses"]) == (["username"], len(more))
+    assert sum(e.data["failures"] for e in events) + locked["refused_other_addresses"] == 40
 
 
 def test_forwarded_addresses_count_only_from_trusted_proxies(settings, olivia, rita):
@@ -245,7 +329,11 @@ def test_a_failure_after_the_window_records_the_earlier_burst_and_starts_another
     sign_in(client, "olivia", "guess-2")
 
     [earlier] = events_since(start)
-    assert (earlier.data["failures"], earlier.data["locked_out"]) == (2, False)
+    assert (earlier.data["failures"], earlier.data["locked_out"], earlier.data["continues"]) == (
+        2,
+        False,
+        False,
+    )
     assert list(SignInBurst.objects.values_list("username", "failures")) == [("olivia", 1)]
 
 
