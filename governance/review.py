@@ -17,7 +17,7 @@ from governance.charts import fairness_chart, group_order
 from governance.models import Approval, CheckRun, Decision, PromotionRequest, Status
 from governance.roles import REVIEWER
 from governance.services.policies import policy_snapshot, snapshot_digest
-from governance.services.promotions import require_approver
+from governance.services.separation_of_duties import require_approver
 from registry.admin import render_card
 from registry.errors import ServiceError
 from registry.models import ModelVersion, Stage

@@ -2,14 +2,9 @@
 
 from celery import shared_task
 from django.conf import settings
-from django.db import InterfaceError, OperationalError
 
 from audits.context import audit_context
-from governance import services
-from governance.services import sign_ins
-
-# Faults worth another try: the database or the file storage briefly unreachable.
-TRANSIENT = (OperationalError, InterfaceError, ConnectionError, TimeoutError)
+from governance.services import check_runs, sign_ins
 
 
 @shared_task(
@@ -17,7 +12,7 @@ TRANSIENT = (OperationalError, InterfaceError, ConnectionError, TimeoutError)
     reject_on_worker_lost=True,
     soft_time_limit=settings.CHECK_SOFT_TIME_LIMIT,
     time_limit=settings.CHECK_TIME_LIMIT,
-    autoretry_for=TRANSIENT,
+    autoretry_for=check_runs.TRANSIENT,
     retry_backoff=2,
     retry_backoff_max=120,
     retry_jitter=True,
@@ -25,14 +20,14 @@ TRANSIENT = (OperationalError, InterfaceError, ConnectionError, TimeoutError)
 )
 def check_run_execute(check_run_id: int) -> str | None:
     with audit_context():
-        run = services.check_run_execute(check_run_id=check_run_id)
+        run = check_runs.check_run_execute(check_run_id=check_run_id)
     return run.status if run else None
 
 
 @shared_task
 def check_runs_sweep() -> dict[str, int]:
     with audit_context():
-        return services.check_runs_sweep()
+        return check_runs.check_runs_sweep()
 
 
 @shared_task

@@ -1,5 +1,5 @@
 """The promotion state machine: the only writer of PromotionRequest.status and of
-ModelVersion.stage."""
+ModelVersion.stage, and the order in which every promotion path takes its locks."""
 
 import contextvars
 
@@ -7,7 +7,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from audits.services import record
-from governance.errors import TransitionNotAllowed
+from governance.errors import NotFound, TransitionNotAllowed
 from governance.models import FINAL_STATUSES, OPEN_STATUSES, PromotionRequest, Status
 from registry.models import ModelVersion, RegisteredModel, Stage
 
@@ -30,6 +30,21 @@ _writing = contextvars.ContextVar("promotion_transition", default=False)
 
 def is_transitioning() -> bool:
     return _writing.get()
+
+
+def lock_request(request_id: int) -> PromotionRequest:
+    """Lock the model, then the request: the order every promotion path uses."""
+    found = (
+        PromotionRequest.objects.filter(pk=request_id).values_list("model_id", flat=True).first()
+    )
+    if found is None:
+        raise NotFound(f"No promotion request #{request_id}.")
+    RegisteredModel.objects.select_for_update().get(pk=found)
+    return (
+        PromotionRequest.objects.select_for_update()
+        .select_related("model", "version", "requested_by")
+        .get(pk=request_id)
+    )
 
 
 def request_event_data(request: PromotionRequest, **extra) -> dict:

@@ -5,10 +5,9 @@ from governance.services.access import (
     token_revoke,
     user_upsert,
 )
+from governance.services.check_runs import check_run_execute, check_runs_sweep
 from governance.services.policies import policies_setup, policy_create, policy_update
 from governance.services.promotions import (
-    check_run_execute,
-    check_runs_sweep,
     promotion_request_approve,
     promotion_request_cancel,
     promotion_request_reject,

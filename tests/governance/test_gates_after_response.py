@@ -12,7 +12,7 @@ import pytest
 from audits.context import audit_context
 from governance.checks import PASSED, CheckResult
 from governance.models import CheckRun, Policy, PromotionRequest
-from governance.services import promotions
+from governance.services import check_runs
 from tests.factories import make_model, make_version
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -22,8 +22,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def slow_gate(monkeypatch, roles):
     """A gate named `slow` that does what each test tells it to."""
     behaviour = SimpleNamespace(run=None)
-    gates = {**promotions.registry(), "slow": behaviour}
-    monkeypatch.setattr(promotions, "registry", lambda: gates)
+    gates = {**check_runs.registry(), "slow": behaviour}
+    monkeypatch.setattr(check_runs, "registry", lambda: gates)
     Policy.objects.filter(name="staging").update(checks={"slow": {}})
     return behaviour
 
