@@ -49,8 +49,9 @@ checks that its packages are imported from there, not from the editable install 
 this one. The baseline's ratio is the candidate's versions per second over the
 baseline's.
 
-The default gunicorn setting is deploy/gunicorn.conf.py's worker class, gthread
-(4 threads per worker), with 2 workers, one per core of the 2-core machine it was
+The default gunicorn setting is deploy/gunicorn.conf.py's worker class,
+config.workers.ThreadWorker (gthread whose requests go to the most recently idle of
+its 4 threads), with 2 workers, one per core of the 2-core machine it was
 tuned on: a sync worker is held for as long as its client takes to read the answer,
 so one slow download of a streamed export would stop it serving anyone else. With
 sync workers, 2 registered fastest at concurrency 8 of 2, 3 and 4: registrations of
@@ -65,7 +66,7 @@ Run from the repository root:
     .venv/bin/python bench/register.py --workers 2 --threads 8 --skip-mlflow
     .venv/bin/python bench/register.py --rounds 1     # each system in one batch per level
 
-    # what gthread costs against sync workers, on this checkout's code
+    # what deploy's worker costs against sync workers, on this checkout's code
     .venv/bin/python bench/register.py --baseline-gunicorn="--workers 2 --worker-class sync"
 
     # this checkout against an earlier commit
@@ -112,6 +113,7 @@ from common import (
 
 BENCH_DIR = ROOT / ".bench"
 GUNICORN = ROOT / ".venv" / "bin" / "gunicorn"
+THREAD_WORKER = "config.workers.ThreadWorker"  # deploy/gunicorn.conf.py's worker class
 MLFLOW_VENV = BENCH_DIR / "mlflow-venv"
 MLFLOW_VERSION = "3.17.2"
 MLFLOW_PACKAGES = [f"mlflow=={MLFLOW_VERSION}", "psycopg2-binary==2.9.13"]
@@ -1047,15 +1049,15 @@ def parse_args():
     parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
     parser.add_argument(
         "--worker-class",
-        choices=("gthread", "sync"),
-        default="gthread",
-        help="gunicorn worker class (default gthread, as deploy/gunicorn.conf.py)",
+        choices=(THREAD_WORKER, "gthread", "sync"),
+        default=THREAD_WORKER,
+        help=f"gunicorn worker class (default {THREAD_WORKER}, as deploy/gunicorn.conf.py)",
     )
     parser.add_argument(
-        "--threads", type=int, default=4, help="threads per gunicorn worker (gthread only)"
+        "--threads", type=int, default=4, help="threads per gunicorn worker (not sync)"
     )
     parser.add_argument(
-        "--keep-alive", type=int, default=5, help="gunicorn keep-alive seconds (gthread only)"
+        "--keep-alive", type=int, default=5, help="gunicorn keep-alive seconds (not sync)"
     )
     parser.add_argument(
         "--candidate-gunicorn",
@@ -1113,7 +1115,7 @@ def parse_args():
     if args.versions < 1 or not args.levels or min(args.levels) < 1:
         parser.error("--versions and every --concurrency level must be at least 1")
     options = ["--workers", str(args.workers), "--worker-class", args.worker_class]
-    if args.worker_class == "gthread":
+    if args.worker_class != "sync":
         options += ["--threads", str(args.threads), "--keep-alive", str(args.keep_alive)]
     args.side_by_side = args.baseline is not None or args.baseline_gunicorn is not None
     args.candidate_gunicorn = (

@@ -155,7 +155,10 @@ def _exported() -> list[dict]:
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize(
     ("options", "worker", "answered"),
-    [([], "gthread", True), (["--worker-class", "sync", "--threads", "1"], "sync", False)],
+    [
+        ([], "config.workers.ThreadWorker", True),
+        (["--worker-class", "sync", "--threads", "1"], "sync", False),
+    ],
     ids=["deploy config", "sync worker"],
 )
 def test_a_client_that_stops_reading_an_export_holds_up_no_one_else(
