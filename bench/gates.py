@@ -106,7 +106,8 @@ def prepare(sizes: list[int], env: dict) -> dict[int, int]:
     from governance.services import role_grant, roles_setup, user_upsert
     from registry.evaluation import EvaluationSpec
     from registry.models import ModelVersion
-    from registry.services import evaluation_upload, model_version_register, registered_model_create
+    from registry.registration import model_version_register
+    from registry.services import evaluation_upload, registered_model_create
     from tests.evaluation_sets import binary_set, to_csv
 
     with audit_context():

@@ -4,7 +4,8 @@ import hashlib
 import itertools
 
 from audits.context import audit_context
-from registry.services import model_version_register, registered_model_create
+from registry.registration import model_version_register
+from registry.services import registered_model_create
 
 _counter = itertools.count(1)
 

@@ -21,7 +21,7 @@ from governance.authentication import (
     token_secret,
     token_uses,
 )
-from registry import selectors, services
+from registry import registration, selectors, services
 from registry.api.serializers import (
     EvaluationDataSerializer,
     EvaluationUploadSerializer,
@@ -218,7 +218,7 @@ class VersionListCreateApi(PaginatedApi):
             serializer = ModelVersionInputSerializer(data=data)
             if not serializer.is_valid():
                 return None
-            version, created = services.model_version_register(
+            version, created = registration.model_version_register(
                 actor=drf_request.user,
                 model=name,
                 condition=None if remembered is None else remembered.still_valid,
@@ -277,7 +277,7 @@ class VersionListCreateApi(PaginatedApi):
             # under a model; the service finds the model itself when the body is good.
             selectors.registered_model_get(user=request.user, name=name)
             raise ValidationError(serializer.errors)
-        version, created = services.model_version_register(
+        version, created = registration.model_version_register(
             actor=request.user, model=name, **serializer.validated_data
         )
         return Response(

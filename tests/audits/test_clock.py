@@ -16,7 +16,7 @@ from audits.context import audit_context
 from audits.models import AuditEvent, ChainHead
 from audits.selectors import verify_stored_chain
 from audits.services import record
-from registry.services import model_version_register
+from registry.registration import model_version_register
 from tests.factories import make_model, sha
 
 SKEW = timedelta(hours=5)

@@ -15,7 +15,7 @@ from audits.context import audit_context
 from audits.durability import FLUSH_SQL as FLUSH
 from audits.durability import flush_wal
 from audits.models import AuditEvent
-from registry import services
+from registry import registration
 from tests.factories import version_payload
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -74,7 +74,7 @@ def test_a_retry_is_flushed_before_it_is_answered(ci_api):
 
 def test_a_registration_inside_a_transaction_commits_with_it(fraud, ci):
     with CaptureQueriesContext(connection) as queries, transaction.atomic(), audit_context():
-        services.model_version_register(actor=ci, model="fraud", **version_payload(1))
+        registration.model_version_register(actor=ci, model="fraud", **version_payload(1))
     statements = [query["sql"] for query in queries.captured_queries]
 
     # The caller's transaction decides its commit, which is synchronous.
@@ -87,7 +87,7 @@ def test_flushing_leaves_nothing_written_off_the_disk(fraud, ci):
         cursor.execute("SET synchronous_commit = off")
     try:
         with audit_context():
-            services.model_version_register(actor=ci, model="fraud", **version_payload(1))
+            registration.model_version_register(actor=ci, model="fraud", **version_payload(1))
     finally:
         with connection.cursor() as cursor:
             cursor.execute("SET synchronous_commit = on")

@@ -27,7 +27,7 @@ from audits.chain import BODY_FIELDS, canonical, compute_hash
 from audits.events import Computed, build, fragments
 from audits.models import AuditEvent
 from audits.services import record
-from registry import services
+from registry import registration
 from registry.models import RegisteredModel
 from tests.audits.conftest import contract_hash
 from tests.factories import sha
@@ -149,7 +149,7 @@ def _same_version_id() -> None:
 
 def _register(ci, case: Registration, *, general: bool) -> int:
     taken = []
-    original = services._register_in_one_statement
+    original = registration._register_in_one_statement
 
     def spy(version, name, condition=None):
         result = None if general else original(version, name, condition)
@@ -157,8 +157,8 @@ def _register(ci, case: Registration, *, general: bool) -> int:
         return result
 
     _same_version_id()
-    with mock.patch.object(services, "_register_in_one_statement", spy):
-        _, created = services.model_version_register(
+    with mock.patch.object(registration, "_register_in_one_statement", spy):
+        _, created = registration.model_version_register(
             actor=ci,
             model=case.name,
             artifact_uri=case.artifact_uri,

@@ -24,7 +24,7 @@ from governance import authentication
 from governance.authentication import Remembered, hash_token
 from governance.models import ApiToken, CredentialEpoch
 from governance.services import role_grant, token_create, token_revoke
-from registry import services
+from registry import registration
 from registry.errors import Unconfirmed
 from registry.models import ModelVersion, RegisteredModel
 from tests.factories import make_model, version_payload
@@ -113,7 +113,7 @@ def test_a_registration_by_an_expired_token_stores_nothing(fraud, ci):
     _expire_keeping_the_epoch(ci)
 
     with audit_context(), pytest.raises(Unconfirmed):
-        services.model_version_register(
+        registration.model_version_register(
             actor=ci, model="fraud", condition=remembered.still_valid, **version_payload(1)
         )
 
@@ -220,7 +220,7 @@ def test_a_registration_on_another_epoch_stores_nothing(fraud, ci, epoch_offset)
     stale = Remembered(hash_token(secret), ci, token, _epoch() + epoch_offset)
 
     with audit_context(), pytest.raises(Unconfirmed):
-        services.model_version_register(
+        registration.model_version_register(
             actor=ci, model="fraud", condition=stale.still_valid, **version_payload(1)
         )
 

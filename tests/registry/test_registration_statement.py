@@ -4,7 +4,7 @@ audits.record()) leaves, and a chain that anyone can check with the three lines 
 API.md.
 
 The general path is selected, where a test compares the two, by replacing our own
-`registry.services._register_in_one_statement` with a wrapper that answers None (the
+`registry.registration._register_in_one_statement` with a wrapper that answers None (the
 answer that sends model_version_register down the general path); the wrapper also
 notes which way each registration went, so a test knows the statement was exercised.
 """
@@ -29,9 +29,10 @@ from audits.context import audit_context
 from audits.models import GENESIS_HASH, AuditEvent, ChainHead
 from audits.selectors import verify_stored_chain
 from audits.services import lock_head, record
-from registry import services
+from registry import registration
 from registry.models import ModelVersion, RegisteredModel
-from registry.services import model_version_register, registered_model_update
+from registry.registration import model_version_register
+from registry.services import registered_model_update
 from tests.factories import make_model, sha, version_payload
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
@@ -135,8 +136,8 @@ class Paths:
 
 @pytest.fixture
 def paths(monkeypatch):
-    spy = Paths(services._register_in_one_statement)
-    monkeypatch.setattr(services, "_register_in_one_statement", spy)
+    spy = Paths(registration._register_in_one_statement)
+    monkeypatch.setattr(registration, "_register_in_one_statement", spy)
     return spy
 
 

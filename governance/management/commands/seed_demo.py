@@ -19,7 +19,8 @@ from governance.services import (
 )
 from registry.evaluation import EvaluationSpec
 from registry.models import RegisteredModel
-from registry.services import evaluation_upload, model_version_register, registered_model_create
+from registry.registration import model_version_register
+from registry.services import evaluation_upload, registered_model_create
 
 USERS = [
     ("olivia", ["owner"]),
