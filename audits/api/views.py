@@ -224,7 +224,7 @@ class AuditExportApi(APIView):
         return stream.response(chunks, filename=filename)
 
     def _pdf(self, request, queryset, stream, filters, head):
-        from audits.report import build_report
+        from audits.report_pdf import build_report
 
         limit = settings.AUDIT_PDF_MAX_EVENTS
         matched = queryset.count()

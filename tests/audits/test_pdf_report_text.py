@@ -12,7 +12,7 @@ import pytest
 from pypdf import PdfReader
 
 from audits.models import AuditEvent, AuditExport
-from audits.report import CELL_MAX, MISSING, PARAGRAPH_MAX, build_report, truncation_note
+from audits.report_pdf import CELL_MAX, MISSING, PARAGRAPH_MAX, build_report, truncation_note
 from registry.api.serializers import DESCRIPTION_MAX, TAG_VALUE_MAX, TAGS_MAX
 from registry.cards import CARD_LIST_MAX, CARD_SECTIONS, CARD_TEXT_MAX
 from registry.models import ModelVersion
