@@ -94,7 +94,8 @@ def measure(kind: str, evaluation_id: int, env: dict) -> dict:
 
 def prepare(sizes: list[int], env: dict) -> dict[int, int]:
     """Register a model with a production version and one version per size, each with
-    its evaluation set; return size -> evaluation id."""
+    its evaluation set; return size -> evaluation id. The production version gets there
+    as any does: a request under the default policy, its checks, a reviewer's approval."""
     os.environ.update(env)
     subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], env=env, check=True, cwd=ROOT)
     setup_django()
@@ -103,17 +104,26 @@ def prepare(sizes: list[int], env: dict) -> dict[int, int]:
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     from audits.context import audit_context
-    from governance.services import role_grant, roles_setup, user_upsert
+    from governance.services import (
+        policies_setup,
+        promotion_request_approve,
+        promotion_request_submit,
+        role_grant,
+        roles_setup,
+        user_upsert,
+    )
     from registry.evaluation import EvaluationSpec
-    from registry.models import ModelVersion
     from registry.registration import model_version_register
     from registry.services import evaluation_upload, registered_model_create
     from tests.evaluation_sets import binary_set, to_csv
 
     with audit_context():
         roles_setup(actor=None)
+        policies_setup(actor=None)
         ci, _ = user_upsert(actor=None, username="bench-ci")
         role_grant(actor=None, user=ci, role="ci")
+        reviewer, _ = user_upsert(actor=None, username="bench-reviewer")
+        role_grant(actor=None, user=reviewer, role="reviewer")
         model = registered_model_create(actor=ci, name="bench")
         ids = {}
         for number, size in enumerate([sizes[0], *sizes]):
@@ -132,9 +142,11 @@ def prepare(sizes: list[int], env: dict) -> dict[int, int]:
                 spec=EvaluationSpec(score_column="score", sensitive_features=["group", "sex"]),
             )
             if number == 0:
-                # The production version the regression rule compares with; stages
-                # move only through promotions, which this benchmark does not time.
-                ModelVersion.objects.filter(pk=version.pk).update(stage="production")
+                # The production version the regression rule compares with.
+                request = promotion_request_submit(
+                    actor=ci, model=model, version=version.version, target_stage="production"
+                )
+                promotion_request_approve(actor=reviewer, request_id=request.pk)
             else:
                 ids[size] = evaluation.pk
     return ids
